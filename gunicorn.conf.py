@@ -1,0 +1,22 @@
+"""gunicorn settings. The service's configuration is validated here, before any worker is forked,
+so a bad variable stops the server at once with a message naming it."""
+
+import os
+import sys
+
+from wallet_service.config import ConfigError, load_config
+
+try:
+    _config = load_config()
+except ConfigError as error:
+    sys.exit(f"Configuration error: {error}")
+
+wsgi_app = "wallet_service.wsgi:application"
+bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
+workers = _config.workers
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 30
+loglevel = _config.log_level
+accesslog = "-"
+errorlog = "-"

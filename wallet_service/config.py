@@ -1,0 +1,185 @@
+"""Service configuration, read from the environment once and validated at start-up.
+
+Every variable of the HTTP contract is parsed here. An invalid value raises ``ConfigError``
+naming the variable, so that the process stops before it serves anything: the service never
+runs half-configured. This module imports nothing from Django's runtime so that gunicorn's
+configuration can validate the same variables before it forks workers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+THROTTLE_RATE_RE = re.compile(r"(?P<num>[0-9]+)/(?P<period>s|sec|second|m|min|minute|h|hour|d|day)")
+THROTTLE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+INTEGER_RE = re.compile(r"[0-9]+")
+# Ten years: a token lifetime beyond this is a typo, and beyond ~2.7 million years it overflows.
+MAX_TOKEN_EXPIRATION_HOURS = Decimal(24 * 365 * 10)
+
+
+class ConfigError(Exception):
+    """A configuration variable holds a value the service cannot run with."""
+
+    def __init__(self, variable: str, message: str):
+        self.variable = variable
+        super().__init__(f"{variable}: {message}")
+
+
+@dataclass(frozen=True)
+class ThrottleRate:
+    num_requests: int
+    period_seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.num_requests}/{self.period_seconds}s"
+
+
+@dataclass(frozen=True)
+class Config:
+    log_level: str
+    secret_key: str
+    debug: bool
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    auth_token_expiration: timedelta
+    max_wallets_by_client: int
+    workers: int
+    auth_throttle_rate: ThrottleRate | None
+    num_proxies: int
+    database_url: str | None
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's value, or None when it is unset or empty (an empty value means "default")."""
+    value = env.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def parse_log_level(value: str | None) -> str:
+    if value is None:
+        return "info"
+    if value.lower() not in LOG_LEVELS:
+        raise ConfigError("WALLET_SERVICE_LOG_LEVEL", f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
+def parse_bool(name: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(name, f"{value!r} is not a boolean; use True or False")
+
+
+def parse_non_negative_int(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    if not INTEGER_RE.fullmatch(value):
+        raise ConfigError(name, f"{value!r} is not a whole number of zero or more")
+    return int(value)
+
+
+def parse_workers(value: str | None) -> int:
+    default = 2 * (os.cpu_count() or 1) + 1
+    workers = parse_non_negative_int("WALLET_SERVICE_WORKERS", value, default)
+    if workers < 1:
+        raise ConfigError("WALLET_SERVICE_WORKERS", f"{value!r}: at least one worker is needed")
+    return workers
+
+
+def parse_token_expiration(value: str | None) -> timedelta:
+    name = "WALLET_SERVICE_AUTH_TOKEN_EXPIRATION"
+    if value is None:
+        return timedelta(hours=24)
+    try:
+        hours = Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(name, f"{value!r} is not a number of hours") from None
+    if not hours.is_finite() or hours <= 0:
+        raise ConfigError(name, f"{value!r} must be a number of hours above zero")
+    if hours > MAX_TOKEN_EXPIRATION_HOURS:
+        raise ConfigError(name, f"{value!r} hours is more than ten years")
+    seconds = hours * 3600
+    if seconds < 1:
+        raise ConfigError(name, f"{value!r} hours is less than one second")
+    return timedelta(seconds=float(seconds))
+
+
+def parse_throttle_rate(value: str | None) -> ThrottleRate | None:
+    name = "WALLET_SERVICE_AUTH_THROTTLE_RATE"
+    if value is None:
+        return ThrottleRate(20, 60)
+    if value.lower() == "off":
+        return None
+    match = THROTTLE_RATE_RE.fullmatch(value)
+    if match is None or int(match["num"]) < 1:
+        raise ConfigError(name, f"{value!r} is not a rate like '20/minute' (per second, minute, hour or day) or 'off'")
+    return ThrottleRate(int(match["num"]), THROTTLE_PERIODS[match["period"][0]])
+
+
+def parse_hosts(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ("localhost", "127.0.0.1")
+    return tuple(value.split())
+
+
+def parse_origins(value: str | None) -> tuple[str, ...]:
+    name = "WALLET_SERVICE_ALLOWED_ORIGINS"
+    if value is None:
+        return ("http://localhost:8000", "http://127.0.0.1:8000")
+    origins = tuple(value.split())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+            raise ConfigError(name, f"{origin!r} is not an origin like 'https://shop.example.com'")
+    return origins
+
+
+def parse_database_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    scheme = urlsplit(value).scheme
+    if scheme not in ("postgres", "postgresql", "pgsql", "sqlite"):
+        raise ConfigError("DATABASE_URL", f"scheme {scheme!r} is not supported; use postgres:// or sqlite://")
+    return value
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Parse and validate every configuration variable; raise ConfigError on the first bad one."""
+    env = os.environ if env is None else env
+    debug = parse_bool("WALLET_SERVICE_DEBUG_MODE", _get(env, "WALLET_SERVICE_DEBUG_MODE"), default=False)
+    secret_key = _get(env, "WALLET_SERVICE_SECRET_KEY")
+    if secret_key is None:
+        if not debug:
+            raise ConfigError("WALLET_SERVICE_SECRET_KEY", "is required when WALLET_SERVICE_DEBUG_MODE is False")
+        secret_key = "insecure-debug-only-secret-key"
+    return Config(
+        log_level=parse_log_level(_get(env, "WALLET_SERVICE_LOG_LEVEL")),
+        secret_key=secret_key,
+        debug=debug,
+        allowed_hosts=parse_hosts(_get(env, "WALLET_SERVICE_ALLOWED_HOSTS")),
+        allowed_origins=parse_origins(_get(env, "WALLET_SERVICE_ALLOWED_ORIGINS")),
+        auth_token_expiration=parse_token_expiration(_get(env, "WALLET_SERVICE_AUTH_TOKEN_EXPIRATION")),
+        max_wallets_by_client=parse_non_negative_int(
+            "WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", _get(env, "WALLET_SERVICE_MAX_WALLETS_BY_CLIENT"), default=0
+        ),
+        workers=parse_workers(_get(env, "WALLET_SERVICE_WORKERS")),
+        auth_throttle_rate=parse_throttle_rate(_get(env, "WALLET_SERVICE_AUTH_THROTTLE_RATE")),
+        num_proxies=parse_non_negative_int("WALLET_SERVICE_NUM_PROXIES", _get(env, "WALLET_SERVICE_NUM_PROXIES"), 0),
+        database_url=parse_database_url(_get(env, "DATABASE_URL")),
+    )

@@ -1,0 +1,170 @@
+"""Django settings: one module, every knob from the environment (see wallet_service/config.py).
+
+Defaults are the production-safe ones: debug off, explicit hosts, a secret key required.
+"""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from wallet_service.config import BASE_DIR, load_config
+
+CONFIG = load_config()
+
+SECRET_KEY = CONFIG.secret_key
+DEBUG = CONFIG.debug
+ALLOWED_HOSTS = list(CONFIG.allowed_hosts)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "knox",
+    "phonenumber_field",
+    "accounts",
+    "wallets",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "wallet_service.api.middleware.DefaultJSONContentTypeMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "wallet_service.urls"
+WSGI_APPLICATION = "wallet_service.wsgi.application"
+# Every contract path answers with and without a trailing slash itself: never redirect.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------
+# DATABASE_URL selects the database. Unset, an embedded SQLite file under var/ is used, set up so
+# that money stays atomic there too: every transaction takes SQLite's write lock when it begins
+# (BEGIN IMMEDIATE), so two racing charges run one after the other exactly as they do under
+# PostgreSQL's row locks; WAL lets readers run beside the writer; the busy timeout makes a
+# writer wait for the lock instead of failing.
+if CONFIG.database_url:
+    DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=600, conn_health_checks=True)}
+else:
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "var" / "db.sqlite3",
+        }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Accounts and authentication ---------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+REST_KNOX = {
+    "TOKEN_TTL": CONFIG.auth_token_expiration,
+    "AUTO_REFRESH": False,
+    "TOKEN_LIMIT_PER_USER": None,
+    "AUTH_HEADER_PREFIX": "Token",
+}
+
+# Signup and login attempts per client IP (None: not throttled). Counted in the database, so
+# every gunicorn worker and every container behind the same database shares the counters.
+WALLET_SERVICE_AUTH_THROTTLE_RATE = CONFIG.auth_throttle_rate
+WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = CONFIG.max_wallets_by_client
+
+PHONENUMBER_DEFAULT_REGION = None
+PHONENUMBER_DB_FORMAT = "E164"
+
+# --- REST framework ----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["wallet_service.api.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["wallet_service.api.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "wallet_service.api.negotiation.JSONOnlyContentNegotiation",
+    "EXCEPTION_HANDLER": "wallet_service.api.exceptions.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_METADATA_CLASS": None,
+    "NUM_PROXIES": CONFIG.num_proxies,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# Request bodies of this API are small; a larger one is refused with 413 before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+
+# --- CORS ----------------------------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = list(CONFIG.allowed_origins)
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-key", "origin", "user-agent"]
+CORS_EXPOSE_HEADERS = ["Link", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed"]
+
+# --- Internationalisation, static files ----------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Security ------------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- Logging -------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": CONFIG.log_level.upper()},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": CONFIG.log_level.upper(), "propagate": False},
+    },
+}

@@ -1,0 +1,137 @@
+"""Configuration from the environment: defaults, parsing, and refusal of bad values naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from wallet_service.config import BASE_DIR, ConfigError, ThrottleRate, load_config
+
+SECRET = {"WALLET_SERVICE_SECRET_KEY": "k" * 50}
+
+
+def test_defaults_are_production_safe():
+    config = load_config(SECRET)
+    assert config.debug is False
+    assert config.log_level == "info"
+    assert config.allowed_hosts == ("localhost", "127.0.0.1")
+    assert config.allowed_origins == ("http://localhost:8000", "http://127.0.0.1:8000")
+    assert config.auth_token_expiration == timedelta(hours=24)
+    assert config.max_wallets_by_client == 0
+    assert config.workers == 2 * (os.cpu_count() or 1) + 1
+    assert config.auth_throttle_rate == ThrottleRate(20, 60)
+    assert config.num_proxies == 0
+    assert config.database_url is None
+
+
+def test_secret_key_is_required_when_debug_is_off():
+    with pytest.raises(ConfigError, match="WALLET_SERVICE_SECRET_KEY"):
+        load_config({})
+    assert load_config({"WALLET_SERVICE_DEBUG_MODE": "True"}).debug is True
+
+
+def test_every_variable_is_read():
+    config = load_config(
+        SECRET
+        | {
+            "WALLET_SERVICE_LOG_LEVEL": "DEBUG",
+            "WALLET_SERVICE_DEBUG_MODE": "False",
+            "WALLET_SERVICE_ALLOWED_HOSTS": "api.example.com  example.com",
+            "WALLET_SERVICE_ALLOWED_ORIGINS": "https://shop.example.com http://localhost:3000",
+            "WALLET_SERVICE_AUTH_TOKEN_EXPIRATION": "0.5",
+            "WALLET_SERVICE_MAX_WALLETS_BY_CLIENT": "3",
+            "WALLET_SERVICE_WORKERS": "7",
+            "WALLET_SERVICE_AUTH_THROTTLE_RATE": "100/hour",
+            "WALLET_SERVICE_NUM_PROXIES": "1",
+            "DATABASE_URL": "postgres://u:p@db:5432/wallet",
+        }
+    )
+    assert config.log_level == "debug"
+    assert config.allowed_hosts == ("api.example.com", "example.com")
+    assert config.allowed_origins == ("https://shop.example.com", "http://localhost:3000")
+    assert config.auth_token_expiration == timedelta(minutes=30)
+    assert config.max_wallets_by_client == 3
+    assert config.workers == 7
+    assert config.auth_throttle_rate == ThrottleRate(100, 3600)
+    assert config.num_proxies == 1
+    assert config.database_url == "postgres://u:p@db:5432/wallet"
+
+
+def test_throttle_can_be_switched_off():
+    assert load_config(SECRET | {"WALLET_SERVICE_AUTH_THROTTLE_RATE": "off"}).auth_throttle_rate is None
+
+
+def test_empty_values_mean_default():
+    assert load_config(SECRET | {"WALLET_SERVICE_LOG_LEVEL": "", "WALLET_SERVICE_WORKERS": " "}).log_level == "info"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WALLET_SERVICE_LOG_LEVEL", "verbose"),
+        ("WALLET_SERVICE_DEBUG_MODE", "maybe"),
+        ("WALLET_SERVICE_ALLOWED_ORIGINS", "shop.example.com"),
+        ("WALLET_SERVICE_ALLOWED_ORIGINS", "https://shop.example.com/path"),
+        ("WALLET_SERVICE_AUTH_TOKEN_EXPIRATION", "0"),
+        ("WALLET_SERVICE_AUTH_TOKEN_EXPIRATION", "-1"),
+        ("WALLET_SERVICE_AUTH_TOKEN_EXPIRATION", "ten"),
+        ("WALLET_SERVICE_AUTH_TOKEN_EXPIRATION", "NaN"),
+        ("WALLET_SERVICE_AUTH_TOKEN_EXPIRATION", "Infinity"),
+        ("WALLET_SERVICE_AUTH_TOKEN_EXPIRATION", "1e100"),
+        ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "-1"),
+        ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "2.5"),
+        ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "many"),
+        ("WALLET_SERVICE_WORKERS", "0"),
+        ("WALLET_SERVICE_WORKERS", "-3"),
+        ("WALLET_SERVICE_AUTH_THROTTLE_RATE", "20"),
+        ("WALLET_SERVICE_AUTH_THROTTLE_RATE", "20/fortnight"),
+        ("WALLET_SERVICE_AUTH_THROTTLE_RATE", "0/minute"),
+        ("WALLET_SERVICE_AUTH_THROTTLE_RATE", "x/minute"),
+        ("WALLET_SERVICE_NUM_PROXIES", "-1"),
+        ("DATABASE_URL", "mysql://root@localhost/wallet"),
+    ],
+)
+def test_invalid_value_is_refused_naming_the_variable(variable, value):
+    with pytest.raises(ConfigError) as raised:
+        load_config(SECRET | {variable: value})
+    assert raised.value.variable == variable
+    assert str(raised.value).startswith(f"{variable}:")
+
+
+def run_python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean_env = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_SERVICE_")}
+    return subprocess.run(
+        [sys.executable, *args], cwd=BASE_DIR, env=clean_env | env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_manage_py_stops_at_start_up_with_a_message_naming_the_variable():
+    result = run_python(["manage.py", "check"], SECRET | {"WALLET_SERVICE_MAX_WALLETS_BY_CLIENT": "-2"})
+    assert result.returncode != 0
+    assert "WALLET_SERVICE_MAX_WALLETS_BY_CLIENT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_manage_py_without_secret_key_stops():
+    result = run_python(["manage.py", "check"], {})
+    assert result.returncode != 0
+    assert "WALLET_SERVICE_SECRET_KEY" in result.stderr
+
+
+def test_gunicorn_stops_before_forking_workers_on_a_bad_value():
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    result = subprocess.run(
+        [gunicorn, "--config", "gunicorn.conf.py", "--bind", "127.0.0.1:0"],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ["PATH"]} | SECRET | {"WALLET_SERVICE_WORKERS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "WALLET_SERVICE_WORKERS" in result.stderr
+    assert "Booting worker" not in result.stderr
