@@ -1,0 +1,75 @@
+"""Cross-cutting endpoints: health, problem-type documentation, and Django's error handlers."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.db import connection
+from django.http import HttpResponse
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, problem_body, problem_response
+
+logger = logging.getLogger(__name__)
+
+
+class StatusApi(APIView):
+    """Liveness and database check: 200 when a query round-trips, 503 otherwise."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    def get(self, request):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        except Exception as error:  # any failure to reach the database means "not ready"
+            logger.warning("status check failed: %s", error)
+            return problem_response("service_unavailable", "The database cannot be reached.")
+        return Response({"status": "ok"})
+
+
+class ProblemTypeApi(APIView):
+    """Documentation of a problem type, at the URI its ``type`` member names."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    def get(self, request, code: str):
+        problem = PROBLEM_TYPES.get(code)
+        if problem is None:
+            return problem_response("not_found", f"There is no problem type {code!r}.")
+        return Response(
+            {
+                "type": problem.type_uri,
+                "code": problem.code,
+                "status": problem.status,
+                "title": problem.title,
+                "description": problem.description,
+            }
+        )
+
+
+def _problem_http_response(code: str, detail: str) -> HttpResponse:
+    body = problem_body(code, detail)
+    return HttpResponse(json.dumps(body), status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
+
+
+def bad_request(request, exception=None):
+    return _problem_http_response("validation_error", "Bad request.")
+
+
+def permission_denied(request, exception=None):
+    return _problem_http_response("permission_denied", "You do not have permission to perform this action.")
+
+
+def page_not_found(request, exception=None):
+    return _problem_http_response("not_found", "Not found.")
+
+
+def server_error(request):
+    return _problem_http_response("server_error", "An unexpected error occurred; it has been logged.")

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from wallet_service.api.routing import endpoint
+from wallet_service.api.views import ProblemTypeApi, StatusApi
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    endpoint("status", StatusApi.as_view(), name="status"),
+    endpoint(r"problems/(?P<code>[a-z_]{1,64})", ProblemTypeApi.as_view(), name="problem-type"),
+    path("", include("accounts.urls")),
+    path("", include("wallets.urls")),
+]
+
+handler400 = "wallet_service.api.views.bad_request"
+handler403 = "wallet_service.api.views.permission_denied"
+handler404 = "wallet_service.api.views.page_not_found"
+handler500 = "wallet_service.api.views.server_error"
