@@ -1,0 +1,52 @@
+"""Fixtures shared by every app's tests: API clients authenticated as a client or a company."""
+
+from __future__ import annotations
+
+import pytest
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from accounts.tests.factories import ClientFactory, CompanyFactory
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    # A fast hasher keeps hundreds of signups cheap; throttling is switched on by the tests about it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.WALLET_SERVICE_AUTH_THROTTLE_RATE = None
+    settings.WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = 0
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def authenticated_client(user) -> APIClient:
+    _, key = AuthToken.objects.create(user=user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    api.user = user
+    return api
+
+
+@pytest.fixture
+def client_user(db):
+    return ClientFactory().user
+
+
+@pytest.fixture
+def company_user(db):
+    return CompanyFactory().user
+
+
+@pytest.fixture
+def client_api(client_user) -> APIClient:
+    """An APIClient authenticated as a client; ``client_api.user`` is that user."""
+    return authenticated_client(client_user)
+
+
+@pytest.fixture
+def company_api(company_user) -> APIClient:
+    """An APIClient authenticated as a company; ``company_api.user`` is that user."""
+    return authenticated_client(company_user)
