@@ -1,0 +1,39 @@
+"""Support staff's view of wallets and the ledger: searchable, strictly read-only.
+
+Money only moves through wallets.services, under locks and with a ledger entry; the admin can
+look but never add, change or delete a wallet or an operation.
+"""
+
+from django.contrib import admin
+
+from wallets.models import Operation, Wallet
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyAdmin):
+    list_display = ("token", "owner", "balance", "created_at")
+    search_fields = ("=token", "owner__email")
+    list_select_related = ("owner",)
+    ordering = ("-id",)
+    show_full_result_count = False
+
+
+@admin.register(Operation)
+class OperationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "source", "target", "amount", "success", "summary", "created_at")
+    list_filter = ("kind", "success")
+    search_fields = ("=source__token", "=target__token", "source__owner__email", "target__owner__email")
+    list_select_related = ("source", "target")
+    ordering = ("-id",)
+    show_full_result_count = False

@@ -1,0 +1,200 @@
+"""Wallet endpoints. Thin views: parse input, call one service or selector, render output."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from django.core import signing
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from wallet_service.api.fields import AmountField, format_money
+from wallets import selectors, services
+from wallets.models import Operation, Wallet
+from wallets.selectors import HistoryPosition
+
+HISTORY_DEFAULT_LIMIT = 100
+HISTORY_MAX_LIMIT = 1000
+HISTORY_CURSOR_SALT = "wallets.history.cursor"
+
+
+def wallet_body(wallet: Wallet) -> dict:
+    return {"wallet": wallet.token, "balance": format_money(wallet.balance)}
+
+
+def format_date(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class IsCompany(BasePermission):
+    message = "Only companies can charge wallets."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.kind == User.Kind.COMPANY)
+
+
+class EmptyInputSerializer(serializers.Serializer):
+    """A body that must be a JSON object (or empty); its members are ignored."""
+
+
+class MoneyMovementInputSerializer(serializers.Serializer):
+    wallet = serializers.CharField(max_length=255)
+    amount = AmountField()
+    summary = serializers.CharField(max_length=255, allow_blank=True, allow_null=True, required=False, default="")
+
+    def validate_summary(self, value: str | None) -> str:
+        return value or ""
+
+
+class WalletCreateApi(APIView):
+    def post(self, request):
+        EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
+        wallet = services.wallet_create(owner=request.user)
+        return Response(wallet_body(wallet), status=201)
+
+
+class WalletDepositApi(APIView):
+    def post(self, request):
+        serializer = MoneyMovementInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        operation = services.wallet_deposit(
+            owner=request.user, wallet_token=data["wallet"], amount=data["amount"], summary=data["summary"]
+        )
+        return Response(wallet_body(operation.target))
+
+
+class WalletChargeApi(APIView):
+    permission_classes = (IsAuthenticated, IsCompany)
+
+    def post(self, request):
+        serializer = MoneyMovementInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        operation = services.wallet_charge(
+            merchant=request.user, wallet_token=data["wallet"], amount=data["amount"], summary=data["summary"]
+        )
+        return Response(wallet_body(operation.target))
+
+
+class WalletInfoApi(APIView):
+    def get(self, request, token: str):
+        return Response(wallet_body(selectors.wallet_get(owner=request.user, token=token)))
+
+
+class WalletListApi(APIView):
+    def get(self, request):
+        return Response([wallet_body(wallet) for wallet in selectors.wallet_list(owner=request.user)])
+
+
+LIMIT_RE = re.compile(r"[0-9]{1,7}")
+
+
+def parse_instant(value: str) -> datetime:
+    """An ISO 8601 date-time (UTC when it has no zone) or a plain date (midnight UTC)."""
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None:
+            raise ValueError(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise serializers.ValidationError(
+            "Enter an ISO 8601 date-time (2021-04-11T11:05:13Z) or date (2021-04-11)."
+        ) from None
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    """``limit``, ``from``, ``to`` and ``cursor``; validated data holds ``limit``, ``since``, ``until``, ``cursor``."""
+
+    def __init__(self, *args, wallet_token: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wallet_token = wallet_token
+
+    def get_fields(self):
+        # "from" is a Python keyword, so these fields cannot be declared as class attributes.
+        return {
+            "limit": serializers.CharField(required=False, trim_whitespace=False),
+            "cursor": serializers.CharField(required=False, trim_whitespace=False),
+            "from": serializers.CharField(required=False, trim_whitespace=False, source="since"),
+            "to": serializers.CharField(required=False, trim_whitespace=False, source="until"),
+        }
+
+    def validate_limit(self, value: str) -> int:
+        if not LIMIT_RE.fullmatch(value) or not 1 <= int(value) <= HISTORY_MAX_LIMIT:
+            raise serializers.ValidationError(f"Enter a whole number from 1 to {HISTORY_MAX_LIMIT}.")
+        return int(value)
+
+    def validate_from(self, value: str) -> datetime:
+        return parse_instant(value)
+
+    def validate_to(self, value: str) -> datetime:
+        return parse_instant(value)
+
+    def validate_cursor(self, value: str) -> HistoryPosition:
+        try:
+            payload = signing.loads(value, salt=HISTORY_CURSOR_SALT)
+            if payload["w"] != self.wallet_token:
+                raise ValueError("cursor of another wallet")
+            return HistoryPosition(created_at=datetime.fromisoformat(payload["t"]), id=int(payload["i"]))
+        except (signing.BadSignature, ValueError, TypeError, KeyError, OverflowError):
+            raise serializers.ValidationError("This cursor was not issued by this service for this wallet.") from None
+
+    def validate(self, attrs):
+        since, until = attrs.get("since"), attrs.get("until")
+        if since is not None and until is not None and since > until:
+            raise serializers.ValidationError({"from": ["'from' must not be later than 'to'."]})
+        return attrs
+
+
+def encode_cursor(wallet: Wallet, operation: Operation) -> str:
+    payload = {"w": wallet.token, "t": operation.created_at.isoformat(), "i": operation.id}
+    return signing.dumps(payload, salt=HISTORY_CURSOR_SALT)
+
+
+def operation_body(operation: Operation) -> dict:
+    return {
+        "id": operation.id,
+        "type": operation.kind,
+        "summary": operation.summary,
+        "source__token": operation.source.token if operation.source_id else None,
+        "target__token": operation.target.token,
+        "amount": format_money(operation.amount),
+        "success": operation.success,
+        "date": format_date(operation.created_at),
+    }
+
+
+class WalletHistoryApi(APIView):
+    """Newest first, keyset-paginated; the next page's URL is in ``Link: <...>; rel="next"``."""
+
+    def get(self, request, token: str):
+        query = HistoryQuerySerializer(data=request.query_params.dict(), wallet_token=token)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        wallet = selectors.wallet_get(owner=request.user, token=token)
+        limit = params.get("limit", HISTORY_DEFAULT_LIMIT)
+        operations = selectors.operation_list(
+            wallet=wallet,
+            after=params.get("cursor"),
+            since=params.get("since"),
+            until=params.get("until"),
+            limit=limit + 1,
+        )
+        headers = {}
+        if len(operations) > limit:
+            operations = operations[:limit]
+            kept = {
+                name: request.query_params[name] for name in ("limit", "from", "to") if name in request.query_params
+            }
+            kept["cursor"] = encode_cursor(wallet, operations[-1])
+            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(kept)}")
+            headers["Link"] = f'<{next_url}>; rel="next"'
+        return Response([operation_body(operation) for operation in operations], headers=headers)

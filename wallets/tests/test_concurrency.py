@@ -1,0 +1,141 @@
+"""Races with real threads, each on its own PostgreSQL connection, through the HTTP stack."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from django.db import connections
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from accounts.tests.factories import ClientFactory, CompanyFactory
+from wallets.models import Operation, Wallet
+from wallets.tests.factories import WalletFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def api_for(user) -> APIClient:
+    _, key = AuthToken.objects.create(user=user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return api
+
+
+def race(calls) -> list:
+    """Run every call at the same moment on its own thread; return their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index, call):
+        try:
+            barrier.wait()
+            results[index] = call()
+        except BaseException as error:  # surfaced below: a thread's failure must fail the test
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return results
+
+
+def test_twenty_charges_racing_for_one_balance_never_overdraw():
+    merchant = CompanyFactory().user
+    merchant_wallet = WalletFactory(owner=merchant)
+    customer = WalletFactory(balance=Decimal("100.00"))
+    apis = [api_for(merchant) for _ in range(20)]
+    body = {"wallet": customer.token, "amount": "10.00", "summary": "race"}
+    statuses = race([lambda api=api: api.post("/wallet/charge", body, format="json").status_code for api in apis])
+    assert Counter(statuses) == {200: 10, 402: 10}
+    customer.refresh_from_db()
+    merchant_wallet.refresh_from_db()
+    assert customer.balance == Decimal("0.00")
+    assert merchant_wallet.balance == Decimal("100.00")
+    assert Operation.objects.filter(success=True).count() == 10
+    assert Operation.objects.filter(success=False).count() == 10
+
+
+def test_sixty_four_racing_deposits_are_all_counted():
+    owner = ClientFactory().user
+    wallet = WalletFactory(owner=owner)
+    apis = [api_for(owner) for _ in range(64)]
+    body = {"wallet": wallet.token, "amount": "1.25"}
+    statuses = race([lambda api=api: api.post("/wallet/deposit", body, format="json").status_code for api in apis])
+    assert statuses == [200] * 64
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("80.00")
+    assert Operation.objects.filter(target=wallet).count() == 64
+
+
+def test_deposits_and_charges_racing_on_one_wallet_keep_it_consistent():
+    owner = ClientFactory().user
+    wallet = WalletFactory(owner=owner, balance=Decimal("20.00"))
+    merchants = [CompanyFactory().user for _ in range(4)]
+    for merchant in merchants:
+        WalletFactory(owner=merchant)
+    calls = []
+    for n in range(32):
+        if n % 2:
+            api = api_for(owner)
+            calls.append(
+                lambda api=api: api.post("/wallet/deposit", {"wallet": wallet.token, "amount": "5"}).status_code
+            )
+        else:
+            api = api_for(merchants[n % 4])
+            calls.append(
+                lambda api=api: api.post("/wallet/charge", {"wallet": wallet.token, "amount": "7"}).status_code
+            )
+    statuses = race(calls)
+    assert set(statuses) <= {200, 402}
+    wallet.refresh_from_db()
+    succeeded = Operation.objects.filter(success=True)
+    deposited = sum(op.amount for op in succeeded if op.kind == "deposit")
+    charged = sum(op.amount for op in succeeded if op.kind == "charge")
+    assert wallet.balance == Decimal("20.00") + deposited - charged >= 0
+    assert deposited == Decimal("80")
+    assert sum(w.balance for w in Wallet.objects.all()) == Decimal("20.00") + deposited
+
+
+def test_crossed_charges_between_two_merchants_do_not_deadlock():
+    first, second = CompanyFactory().user, CompanyFactory().user
+    first_wallet = WalletFactory(owner=first, balance=Decimal("1000.00"))
+    second_wallet = WalletFactory(owner=second, balance=Decimal("1000.00"))
+    calls = []
+    for n in range(40):
+        merchant, charged = (first, second_wallet) if n % 2 else (second, first_wallet)
+        api = api_for(merchant)
+        calls.append(
+            lambda api=api, charged=charged: api.post("/wallet/charge", {"wallet": charged.token, "amount": "1"})
+        )
+    responses = race(calls)
+    assert [response.status_code for response in responses] == [200] * 40, [r.content for r in responses]
+    first_wallet.refresh_from_db()
+    second_wallet.refresh_from_db()
+    assert first_wallet.balance == second_wallet.balance == Decimal("1000.00")
+
+
+def test_simultaneous_wallet_creation_never_exceeds_the_limit(settings):
+    settings.WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = 3
+    owner = ClientFactory().user
+    apis = [api_for(owner) for _ in range(12)]
+    statuses = race([lambda api=api: api.post("/wallet/create", {}, format="json").status_code for api in apis])
+    assert Counter(statuses) == {201: 3, 409: 9}
+    assert Wallet.objects.filter(owner=owner).count() == 3
+
+
+def test_a_company_creating_wallets_at_once_gets_exactly_one():
+    merchant = CompanyFactory().user
+    apis = [api_for(merchant) for _ in range(10)]
+    statuses = race([lambda api=api: api.post("/wallet/create", {}, format="json").status_code for api in apis])
+    assert Counter(statuses) == {201: 1, 409: 9}
+    assert Wallet.objects.filter(owner=merchant).count() == 1
