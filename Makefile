@@ -1,0 +1,52 @@
+# `make run`: serve the API on 127.0.0.1:$(PORT). `make test`: lint, migrations check, test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+# The test suite runs on PostgreSQL; pytest-django creates and drops its own test_<name> database.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet_service
+TEST_SECRET_KEY := insecure-test-only-secret-key-0123456789abcdef
+
+.PHONY: run test lint format install clean
+
+$(VENV)/.runtime: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.runtime
+
+# Without DATABASE_URL the service uses var/db.sqlite3. Debug is off, so a secret key is needed:
+# the one in WALLET_SERVICE_SECRET_KEY, or else one generated once into var/secret_key.
+run: $(VENV)/.runtime
+	@mkdir -p var
+	@test -s var/secret_key || (umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key)
+	@export WALLET_SERVICE_SECRET_KEY="$${WALLET_SERVICE_SECRET_KEY:-$$(cat var/secret_key)}" && \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
+	exec $(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	@export DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
+	        WALLET_SERVICE_SECRET_KEY="$${WALLET_SERVICE_SECRET_KEY:-$(TEST_SECRET_KEY)}" && \
+	$(BIN)/python manage.py makemigrations --check --dry-run && \
+	$(BIN)/python scripts/check_postgres.py && \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
