@@ -20,3 +20,6 @@ graceful_timeout = 30
 loglevel = _config.log_level
 accesslog = "-"
 errorlog = "-"
+# gunicorn's control socket lives in the home directory by default: two servers on one machine would
+# share it, and a container's unprivileged user may have no home to write to.
+control_socket_disable = True

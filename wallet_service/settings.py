@@ -123,7 +123,6 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "wallet_service.api.negotiation.JSONOnlyContentNegotiation",
     "EXCEPTION_HANDLER": "wallet_service.api.exceptions.problem_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [],
-    "DEFAULT_METADATA_CLASS": None,
     "NUM_PROXIES": CONFIG.num_proxies,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -123,3 +123,35 @@ def test_problem_types_are_documented_at_their_uri(api_client):
     assert response.status_code == 200
     assert response.json()["status"] == 402
     assert_problem(api_client.get("/problems/no_such_problem"), 404, "not_found")
+
+
+@pytest.mark.django_db
+def test_a_host_outside_allowed_hosts_gets_a_400_problem(api_client):
+    assert_problem(api_client.get("/status", HTTP_HOST="evil.example.com"), 400, "validation_error")
+
+
+@pytest.mark.django_db
+def test_options_describes_the_endpoint_it_allows(client_api):
+    response = client_api.options("/wallet/deposit")
+    assert response.status_code == 200
+    assert "OPTIONS" in response["Allow"] and "POST" in response["Allow"]
+
+
+@pytest.mark.django_db
+def test_cors_preflight_from_an_allowed_origin_may_send_the_authorization_header(api_client):
+    response = api_client.options(
+        "/wallet/charge",
+        HTTP_ORIGIN="http://localhost:8000",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type, idempotency-key",
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "http://localhost:8000"
+    allowed = {header.strip() for header in response["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type", "idempotency-key"} <= allowed
+
+
+@pytest.mark.django_db
+def test_cors_refuses_an_origin_not_configured(api_client):
+    response = api_client.get("/status", HTTP_ORIGIN="https://evil.example.com")
+    assert "Access-Control-Allow-Origin" not in response
