@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Now
 
 from wallet_service.api.fields import MAX_AMOUNT
+from wallet_service.db import DatabaseNow
 
 # A balance may grow by many deposits, far past one amount, but it must fit its column.
 MAX_BALANCE = Decimal("999999999999999999.99")
@@ -33,7 +33,7 @@ class Wallet(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="wallets", db_index=False
     )
     balance = models.DecimalField(max_digits=20, decimal_places=2, default=Decimal("0.00"))
-    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    created_at = models.DateTimeField(db_default=DatabaseNow(), editable=False)
 
     class Meta:
         constraints = [
@@ -69,7 +69,7 @@ class Operation(models.Model):
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     summary = models.CharField(max_length=255, blank=True, default="")
     success = models.BooleanField()
-    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    created_at = models.DateTimeField(db_default=DatabaseNow(), editable=False)
 
     class Meta:
         constraints = [

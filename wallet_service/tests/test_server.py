@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -48,7 +47,7 @@ def request(base: str, method: str, path: str, body=None, token: str | None = No
 
 
 class Server:
-    def __init__(self, env: dict[str, str], workers: int = 4):
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 4):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -59,7 +58,7 @@ class Server:
             "WALLET_SERVICE_WORKERS": str(workers),
         } | env
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.TemporaryFile()
+        self.log_path = log_path
 
     def migrate(self) -> None:
         subprocess.run(
@@ -72,18 +71,18 @@ class Server:
         )
 
     def start(self) -> Server:
-        self.process = subprocess.Popen(
-            [BIN / "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
+        with self.log_path.open("wb") as log:  # the child keeps its own handle
+            self.process = subprocess.Popen(
+                [BIN / "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
+                cwd=BASE_DIR,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"gunicorn exited: {self.log.read().decode()}")
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return self
@@ -95,12 +94,11 @@ class Server:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.fixture
 def sqlite_server(tmp_path):
-    server = Server({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+    server = Server({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}, tmp_path / "gunicorn.log")
     server.migrate()
     yield server.start()
     server.stop()
@@ -115,6 +113,18 @@ def signup(base: str, kind: str, email: str) -> str:
     )
     assert status == 201, body
     return body["token"]
+
+
+def walk_history(base: str, wallet: str, token: str, limit: int) -> list[dict]:
+    items: list[dict] = []
+    url = f"{base}/wallet/history/{wallet}?limit={limit}"
+    while url:
+        req = urllib.request.Request(url, headers={"Authorization": f"Token {token}"})
+        with urllib.request.urlopen(req, timeout=30) as response:
+            items.extend(json.loads(response.read()))
+            link = response.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+    return items
 
 
 def race(calls) -> list:
@@ -156,10 +166,13 @@ def test_embedded_sqlite_keeps_racing_charges_and_deposits_exact_across_worker_p
         ("charge", True): 10,
         ("charge", False): 10,
     }
+    # Page by page, the walk sees the same operations in the same order, each once.
+    assert [item["id"] for item in walk_history(base, wallet, client, limit=3)] == [item["id"] for item in history]
 
 
-def test_status_is_503_and_requests_fail_cleanly_when_the_database_is_unreachable():
-    server = Server({"DATABASE_URL": "postgres://postgres@127.0.0.1:1/wallet_service"}, workers=1).start()
+def test_status_is_503_and_requests_fail_cleanly_when_the_database_is_unreachable(tmp_path):
+    unreachable = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/wallet_service"}
+    server = Server(unreachable, tmp_path / "gunicorn.log", workers=1).start()
     try:
         status, body = request(server.base, "GET", "/status")
         assert status == 503
