@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.models import User, normalize_email
 from accounts.throttling import AuthRateThrottle
+from wallet_service.api.fields import StrictCharField
 
 PASSWORD_MAX_LENGTH = 256  # hashing a megabyte-long password on every attempt is a denial of service
 
@@ -23,8 +24,8 @@ class TokenOutputSerializer(serializers.Serializer):
 
 
 class PersonInputSerializer(serializers.Serializer):
-    first_name = serializers.CharField(max_length=150)
-    last_name = serializers.CharField(max_length=150)
+    first_name = StrictCharField(max_length=150)
+    last_name = StrictCharField(max_length=150)
     phone_number = PhoneNumberField()
 
 
@@ -33,7 +34,7 @@ class ClientProfileInputSerializer(PersonInputSerializer):
 
 
 class CompanyProfileInputSerializer(PersonInputSerializer):
-    name = serializers.CharField(max_length=255)
+    name = StrictCharField(max_length=255)
     url = serializers.URLField(max_length=200)
 
 
@@ -43,7 +44,7 @@ class SignupInputSerializer(serializers.Serializer):
     profile_field: str
 
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False)
+    password = StrictCharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False)
 
     def validate_email(self, value: str) -> str:
         if User.objects.filter(email=normalize_email(value)).exists():
@@ -75,8 +76,8 @@ class CompanySignupInputSerializer(SignupInputSerializer):
 
 class LoginInputSerializer(serializers.Serializer):
     # Not an EmailField: any wrong email, malformed or not, is just wrong credentials.
-    email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False)
+    email = StrictCharField(max_length=254)
+    password = StrictCharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False)
 
 
 class PublicAuthApi(APIView):

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from wallet_service.api.fields import AmountField, format_money
+from wallet_service.api.fields import AmountField, StrictCharField, format_money
 from wallets import selectors, services
 from wallets.models import Operation, Wallet
 from wallets.selectors import HistoryPosition
@@ -44,9 +44,12 @@ class EmptyInputSerializer(serializers.Serializer):
 
 
 class MoneyMovementInputSerializer(serializers.Serializer):
-    wallet = serializers.CharField(max_length=255)
+    # A token is matched exactly as sent: " abc" is not the wallet "abc".
+    wallet = StrictCharField(max_length=255, trim_whitespace=False)
     amount = AmountField()
-    summary = serializers.CharField(max_length=255, allow_blank=True, allow_null=True, required=False, default="")
+    summary = StrictCharField(
+        max_length=255, allow_blank=True, allow_null=True, required=False, default="", trim_whitespace=False
+    )
 
     def validate_summary(self, value: str | None) -> str:
         return value or ""

@@ -157,3 +157,12 @@ def test_phone_numbers_are_stored_in_e164(api_client):
 def test_signup_ignores_a_stale_authorization_header(api_client):
     api_client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
     assert api_client.post("/client/signup", client_body(), format="json").status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_number_is_not_a_name(api_client):
+    body = client_body(client={"first_name": 5, "last_name": "García", "phone_number": "+34666666666"})
+    assert (
+        "client.first_name"
+        in assert_problem(api_client.post("/client/signup", body, format="json"), 400, "validation_error")["errors"]
+    )

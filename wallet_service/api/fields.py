@@ -12,6 +12,15 @@ MAX_AMOUNT = Decimal("1000000000.00")
 AMOUNT_STRING_RE = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 
 
+class StrictCharField(serializers.CharField):
+    """A string field that refuses JSON numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def format_money(value: Decimal) -> str:
     """A balance or amount as the contract writes it: a string with exactly two decimals."""
     return str(value.quantize(MONEY_QUANTUM))

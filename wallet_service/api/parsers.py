@@ -16,8 +16,12 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
 
+class NonStandardConstant(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: accepted by Python's json module, not by JSON."""
+
+
 def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+    raise NonStandardConstant(name)
 
 
 class JSONParser(parsers.JSONParser):
@@ -28,12 +32,21 @@ class JSONParser(parsers.JSONParser):
         try:
             text = codecs.decode(raw, "utf-8-sig")
         except UnicodeDecodeError:
-            raise ParseError("JSON parse error: the body is not valid UTF-8.") from None
+            raise ParseError("The body is not valid UTF-8.") from None
         try:
             data = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
             # Lone surrogates ("\ud800") decode fine but cannot be stored or re-encoded.
             json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
-        except (ValueError, ArithmeticError, RecursionError, UnicodeEncodeError) as error:
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ParseError(f"JSON parse error: {message}") from None
+        except json.JSONDecodeError as error:
+            position = f"line {error.lineno}, column {error.colno}"
+            raise ParseError(f"The body is not valid JSON: {error.msg} ({position}).") from None
+        except NonStandardConstant as error:
+            raise ParseError(f"The body is not valid JSON: {error} is not a JSON value.") from None
+        except UnicodeEncodeError:
+            raise ParseError("The body contains an invalid Unicode escape (a lone surrogate).") from None
+        except RecursionError:
+            raise ParseError("The body is nested too deeply.") from None
+        except (ValueError, ArithmeticError):
+            # int() past Python's digit limit, or a Decimal exponent past its range
+            raise ParseError("The body contains a number too large to read.") from None
         return data

@@ -155,3 +155,21 @@ def test_cors_preflight_from_an_allowed_origin_may_send_the_authorization_header
 def test_cors_refuses_an_origin_not_configured(api_client):
     response = api_client.get("/status", HTTP_ORIGIN="https://evil.example.com")
     assert "Access-Control-Allow-Origin" not in response
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("raw_body", "detail"),
+    [
+        ("{", "The body is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)."),
+        ('{"amount": NaN}', "The body is not valid JSON: NaN is not a JSON value."),
+        ('{"summary": "\\ud800"}', "The body contains an invalid Unicode escape (a lone surrogate)."),
+        ('{"amount": 1' + "0" * 5000 + "}", "The body contains a number too large to read."),
+        ("[" * 30_000 + "]" * 30_000, "The body is nested too deeply."),
+    ],
+)
+def test_parse_errors_say_what_is_wrong_in_plain_words(client_api, raw_body, detail):
+    response = client_api.post("/wallet/deposit", data=raw_body, content_type="application/json")
+    body = assert_problem(response, 400, "validation_error")
+    assert body["detail"] == detail
+    assert body["errors"] == {"body": [detail]}

@@ -168,6 +168,14 @@ def test_embedded_sqlite_keeps_racing_charges_and_deposits_exact_across_worker_p
     }
     # Page by page, the walk sees the same operations in the same order, each once.
     assert [item["id"] for item in walk_history(base, wallet, client, limit=3)] == [item["id"] for item in history]
+    # from <= date < to, with the date of an operation as the bound (SQLite compares dates as text).
+    middle = history[len(history) // 2]
+    since = request(base, "GET", f"/wallet/history/{wallet}?limit=1000&from={middle['date']}", token=client)[1]
+    until = request(base, "GET", f"/wallet/history/{wallet}?limit=1000&to={middle['date']}", token=client)[1]
+    newer_or_same = [item["id"] for item in history if item["date"] >= middle["date"]]
+    assert [item["id"] for item in since] == newer_or_same
+    assert [item["id"] for item in until] == [item["id"] for item in history if item["date"] < middle["date"]]
+    assert middle["id"] in newer_or_same
 
 
 def test_status_is_503_and_requests_fail_cleanly_when_the_database_is_unreachable(tmp_path):

@@ -145,3 +145,29 @@ def test_balance_is_returned_as_a_string_never_a_float(client_api):
     wallet = WalletFactory(owner=client_api.user)
     response = deposit(client_api, wallet, "0.10")
     assert json.loads(response.content)["balance"] == "0.10"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("field", "value"), [("wallet", 12345), ("wallet", True), ("summary", 5), ("summary", [])])
+def test_non_string_wallet_or_summary_is_refused(client_api, field, value):
+    wallet = WalletFactory(owner=client_api.user)
+    body = {"wallet": wallet.token, "amount": "1.00", field: value}
+    assert (
+        field
+        in assert_problem(client_api.post("/wallet/deposit", body, format="json"), 400, "validation_error")["errors"]
+    )
+    assert not Operation.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("padded", ["{} ", " {}", "{}\n"])
+def test_a_wallet_token_is_matched_exactly_as_sent(client_api, padded):
+    wallet = WalletFactory(owner=client_api.user)
+    assert_problem(deposit(client_api, padded.format(wallet.token), "1.00"), 404, "not_found")
+
+
+@pytest.mark.django_db
+def test_summary_is_stored_as_sent(client_api):
+    wallet = WalletFactory(owner=client_api.user)
+    assert deposit(client_api, wallet, "1.00", summary="  Top-up  ").status_code == 200
+    assert Operation.objects.get().summary == "  Top-up  "
