@@ -47,14 +47,20 @@ class SignupInputSerializer(serializers.Serializer):
     password = StrictCharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False)
 
     def validate_email(self, value: str) -> str:
-        if User.objects.filter(email=normalize_email(value)).exists():
+        """The address as it will be stored: see ``normalize_email``."""
+        email = normalize_email(value)
+        # Lower-casing can lengthen text ("İ" becomes two code points) and IDNA can lengthen a domain;
+        # what is stored must still be a plain-ASCII address that fits the column.
+        if not email.isascii() or len(email) > User._meta.get_field("email").max_length:
+            raise serializers.ValidationError("Enter a valid email address.")
+        if User.objects.filter(email=email).exists():
             raise serializers.ValidationError(services.EMAIL_TAKEN)
-        return value
+        return email
 
     def validate(self, attrs):
         profile = attrs[self.profile_field]
         # Judge the password against the account it is for (it must not resemble the email or names).
-        candidate = User(email=normalize_email(attrs["email"]))
+        candidate = User(email=attrs["email"])
         candidate.first_name = profile["first_name"]
         candidate.last_name = profile["last_name"]
         try:

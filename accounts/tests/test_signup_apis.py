@@ -166,3 +166,24 @@ def test_a_number_is_not_a_name(api_client):
         "client.first_name"
         in assert_problem(api_client.post("/client/signup", body, format="json"), 400, "validation_error")["errors"]
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "email",
+    [
+        "İ" * 200 + "@example.com",  # lower-cases to 400 code points, none of them ASCII
+        "ſhop@example.com",  # a long s: passes the email validator, would be a second "shop@example.com"
+        "a@" + "漢字." * 60 + "example.com",  # punycode makes the domain far longer than 254 characters
+    ],
+)
+def test_an_email_whose_stored_form_is_not_a_plain_address_is_refused(api_client, email):
+    response = api_client.post("/client/signup", client_body(email=email), format="json")
+    assert "email" in assert_problem(response, 400, "validation_error")["errors"]
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_internationalised_domain_is_stored_in_punycode(api_client):
+    assert api_client.post("/client/signup", client_body(email="Ana@Bücher.Example"), format="json").status_code == 201
+    assert User.objects.get().email == "ana@xn--bcher-kva.example"
