@@ -36,9 +36,7 @@ class AuthRateThrottle(BaseThrottle):
         now = time.time()
         window_start = now - rate.period_seconds
         with transaction.atomic():
-            ThrottleBucket.objects.bulk_create([ThrottleBucket(key=key)], ignore_conflicts=True)
-            # Lock this IP's bucket so concurrent attempts are counted one after the other.
-            bucket = ThrottleBucket.objects.select_for_update().get(key=key)
+            bucket = self._locked_bucket(key)
             hits = sorted(hit for hit in bucket.hits if hit > window_start)
             if len(hits) >= rate.num_requests:
                 self.retry_after = hits[len(hits) - rate.num_requests] + rate.period_seconds - now
@@ -48,6 +46,17 @@ class AuthRateThrottle(BaseThrottle):
             bucket.updated_at = timezone.now()
             bucket.save(update_fields=["hits", "updated_at"])
         return True
+
+    @staticmethod
+    def _locked_bucket(key: str) -> ThrottleBucket:
+        """This IP's bucket, created if need be and locked, so concurrent attempts are counted one by one."""
+        for _ in range(3):
+            ThrottleBucket.objects.bulk_create([ThrottleBucket(key=key)], ignore_conflicts=True)
+            bucket = ThrottleBucket.objects.select_for_update().filter(key=key).first()
+            if bucket is not None:
+                return bucket
+            # purge_auth deleted an idle bucket between the insert and the lock: insert it again.
+        raise RuntimeError(f"throttle bucket {key} keeps disappearing")
 
     def wait(self) -> float | None:
         return self.retry_after

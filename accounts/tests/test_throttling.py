@@ -2,11 +2,17 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
+from io import StringIO
 
 import pytest
-from django.db import connections
+from django.core.management import call_command
+from django.db import connection, connections
+from django.utils import timezone
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from accounts.models import ThrottleBucket
 from accounts.tests.factories import ClientFactory
 from wallet_service.config import ThrottleRate
 from wallet_service.tests.utils import assert_problem
@@ -98,3 +104,51 @@ def test_simultaneous_attempts_never_exceed_the_limit(settings):
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [400] * 5 + [429] * 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_bucket_purged_during_an_attempt_is_recreated(settings):
+    settings.WALLET_SERVICE_AUTH_THROTTLE_RATE = ThrottleRate(5, 60)
+    api = APIClient()
+    assert login(api).status_code == 400
+    ThrottleBucket.objects.update(updated_at=timezone.now() - timedelta(days=2))  # idle: purge_auth may delete it
+    purged = []
+
+    def purge():
+        try:
+            call_command("purge_auth", stdout=StringIO())
+        finally:
+            connections.close_all()
+
+    def purge_after_the_insert(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not purged and sql.lstrip().upper().startswith("INSERT") and "throttlebucket" in sql.lower():
+            purged.append(True)
+            purger = threading.Thread(target=purge)
+            purger.start()
+            purger.join()
+        return result
+
+    with connection.execute_wrapper(purge_after_the_insert):
+        assert login(api).status_code == 400
+    assert purged
+    assert len(ThrottleBucket.objects.get().hits) == 1  # the old hit went with the purged row
+
+
+@pytest.mark.django_db
+def test_purge_auth_removes_expired_keys_and_idle_buckets_only(settings, api_client):
+    settings.WALLET_SERVICE_AUTH_THROTTLE_RATE = ThrottleRate(5, 60)
+    login(api_client)
+    login(api_client, REMOTE_ADDR="10.0.0.9")
+    ThrottleBucket.objects.filter(pk=ThrottleBucket.objects.first().pk).update(
+        updated_at=timezone.now() - timedelta(days=2)
+    )
+    user = ClientFactory().user
+    expired, _ = AuthToken.objects.create(user=user, expiry=timedelta(hours=1))
+    AuthToken.objects.filter(pk=expired.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    live, _ = AuthToken.objects.create(user=user)
+    out = StringIO()
+    call_command("purge_auth", stdout=out)
+    assert "Deleted 1 expired keys and 1 idle throttle counters." in out.getvalue()
+    assert list(AuthToken.objects.values_list("pk", flat=True)) == [live.pk]
+    assert ThrottleBucket.objects.count() == 1
