@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import heapq
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import QuerySet
 
 from accounts.models import User
 from wallets.errors import WalletNotFound
@@ -40,40 +40,23 @@ def wallet_get(*, owner: User, token: str) -> Wallet:
     return wallet
 
 
-def _history_side(
-    *,
-    side: str,
-    wallet: Wallet,
-    after: HistoryPosition | None,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int,
-) -> list[Operation]:
-    """Newest-first operations where ``wallet`` is the ``side`` (source or target), one index range scan."""
-    filters = Q(**{side: wallet})
+def _keyset_conditions(
+    *, after: HistoryPosition | None, since: datetime | None, until: datetime | None
+) -> tuple[str, list]:
+    """SQL conditions (each starting with AND) and their parameters, for one side of the history."""
+    adapt = connection.ops.adapt_datetimefield_value
+    sql, params = [], []
     if since is not None:
-        filters &= Q(created_at__gte=since)
+        sql.append("AND created_at >= %s")
+        params.append(adapt(since))
     if until is not None:
-        filters &= Q(created_at__lt=until)
+        sql.append("AND created_at < %s")
+        params.append(adapt(until))
     if after is not None:
         # (created_at, id) < (after.created_at, after.id), written so that the index range starts at the cursor.
-        filters &= Q(created_at__lte=after.created_at) & (Q(created_at__lt=after.created_at) | Q(id__lt=after.id))
-    queryset = (
-        Operation.objects.filter(filters)
-        .select_related("source", "target")
-        .only(
-            "id",
-            "kind",
-            "amount",
-            "summary",
-            "success",
-            "created_at",
-            "source__token",
-            "target__token",
-        )
-        .order_by("-created_at", "-id")
-    )
-    return list(queryset[:limit])
+        sql.append("AND created_at <= %s AND (created_at < %s OR id < %s)")
+        params.extend([adapt(after.created_at), adapt(after.created_at), after.id])
+    return " ".join(sql), params
 
 
 def operation_list(
@@ -86,14 +69,31 @@ def operation_list(
 ) -> list[Operation]:
     """Up to ``limit`` operations of ``wallet``, newest first, strictly after ``after`` in that order.
 
-    ``since <= created_at < until`` when given. Two index range scans (the wallet as source and
-    as target) of at most ``limit`` rows each, merged: the cost depends on ``limit``, not on how
-    long the history is, and there is never a count or an offset scan. The caller must already
-    have checked that the wallet is the user's (use ``wallet_get``).
+    ``since <= created_at < until`` when given. Each operation carries ``source_token`` and
+    ``target_token``. The page is ONE statement, so it is one snapshot of the ledger: read as
+    two, a charge and then a deposit committing between them could show the deposit without the
+    charge, and the charge would then be skipped by the rest of the walk. Inside it, two index
+    range scans (the wallet as source, and as target) of at most ``limit`` rows each are merged:
+    the cost depends on ``limit``, not on the length of the history; no COUNT, no OFFSET. The
+    caller must already have checked that the wallet is the user's (``wallet_get``).
     """
-    sides = [
-        _history_side(side=side, wallet=wallet, after=after, since=since, until=until, limit=limit)
-        for side in ("source", "target")
-    ]
-    merged = heapq.merge(*sides, key=lambda operation: (operation.created_at, operation.id), reverse=True)
-    return [operation for _, operation in zip(range(limit), merged, strict=False)]
+    conditions, params = _keyset_conditions(after=after, since=since, until=until)
+    operations, wallets = Operation._meta.db_table, Wallet._meta.db_table
+    side = (
+        f"SELECT id FROM (SELECT id, created_at FROM {operations} WHERE {{column}} = %s {conditions} "
+        f"ORDER BY created_at DESC, id DESC LIMIT %s) AS {{alias}}"
+    )
+    sql = f"""
+        SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, o.source_id, o.target_id,
+               source.token AS source_token, target.token AS target_token
+        FROM ({side.format(column="source_id", alias="by_source")}
+              UNION ALL
+              {side.format(column="target_id", alias="by_target")}) AS page
+        JOIN {operations} AS o ON o.id = page.id
+        LEFT JOIN {wallets} AS source ON source.id = o.source_id
+        JOIN {wallets} AS target ON target.id = o.target_id
+        ORDER BY o.created_at DESC, o.id DESC
+        LIMIT %s
+    """
+    side_params = [*params, limit]
+    return list(Operation.objects.raw(sql, [wallet.pk, *side_params, wallet.pk, *side_params, limit]))

@@ -7,11 +7,13 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
+from django.db.models import Q
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import ClientFactory, CompanyFactory
+from wallets import services
 from wallets.models import Operation, Wallet
 from wallets.tests.factories import WalletFactory
 
@@ -139,3 +141,84 @@ def test_a_company_creating_wallets_at_once_gets_exactly_one():
     statuses = race([lambda api=api: api.post("/wallet/create", {}, format="json").status_code for api in apis])
     assert Counter(statuses) == {201: 1, 409: 9}
     assert Wallet.objects.filter(owner=merchant).count() == 1
+
+
+def test_history_walks_under_concurrent_writes_see_exactly_a_prefix_of_the_ledger():
+    """Each walk shows every operation committed before its first page, once, and none after.
+
+    Operations on one wallet commit in id order (ids are drawn under the wallet's lock), so the
+    right answer for a walk is "every id up to the newest one on its first page". A page read as
+    two statements with two snapshots could show a later operation but miss an earlier one.
+    """
+    owner = ClientFactory().user
+    wallet = WalletFactory(owner=owner, balance=Decimal("1000000.00"))
+    merchants = [CompanyFactory().user for _ in range(3)]
+    for merchant in merchants:
+        WalletFactory(owner=merchant)
+    for _ in range(40):
+        services.wallet_deposit(owner=owner, wallet_token=wallet.token, amount=Decimal("1"))
+    reader = api_for(owner)
+    writers = [api_for(owner)] + [api_for(merchant) for merchant in merchants]
+    stop = threading.Event()
+    walks: list[list[int]] = []
+
+    def write(api, is_owner):
+        path = "/wallet/deposit" if is_owner else "/wallet/charge"
+        while not stop.is_set():
+            assert api.post(path, {"wallet": wallet.token, "amount": "1"}, format="json").status_code == 200
+
+    def read():
+        for _ in range(10):
+            url, seen = f"/wallet/history/{wallet.token}?limit=10", []
+            while url:
+                response = reader.get(url)
+                seen.extend(item["id"] for item in response.json())
+                link = response.headers.get("Link")
+                url = link[1 : link.index(">")] if link else None
+            walks.append(seen)
+        stop.set()
+
+    race([lambda: read()] + [lambda api=api, n=n: write(api, n == 0) for n, api in enumerate(writers)])
+    ids = sorted(Operation.objects.filter(Q(source=wallet) | Q(target=wallet)).values_list("id", flat=True))
+    assert len(walks) == 10
+    for seen in walks:
+        newest = max(seen)  # the newest operation committed when the walk's first page was read
+        assert sorted(seen) == [i for i in ids if i <= newest]
+        assert seen == sorted(seen, reverse=True)
+
+
+def test_a_history_page_is_one_snapshot_even_when_writes_commit_while_it_is_read():
+    """Right after the page's first ledger statement, another connection commits a charge X (the
+    wallet as source) and then a deposit Y (the wallet as target). The page must show both or
+    neither: showing Y without X would show a ledger that never existed, and X would then be
+    skipped by the rest of the walk, since it is newer than the cursor."""
+    owner = ClientFactory().user
+    merchant = CompanyFactory().user
+    wallet = WalletFactory(owner=owner, balance=Decimal("100.00"))
+    WalletFactory(owner=merchant)
+    for _ in range(3):
+        services.wallet_deposit(owner=owner, wallet_token=wallet.token, amount=Decimal("1"))
+    reader = api_for(owner)
+    injected = []
+
+    def commit_x_then_y():
+        try:
+            services.wallet_charge(merchant=merchant, wallet_token=wallet.token, amount=Decimal("5"))
+            services.wallet_deposit(owner=owner, wallet_token=wallet.token, amount=Decimal("7"))
+        finally:
+            connections.close_all()
+
+    def after_first_ledger_statement(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not injected and "wallets_operation" in sql:
+            injected.append(sql)
+            writer = threading.Thread(target=commit_x_then_y)
+            writer.start()
+            writer.join()
+        return result
+
+    with connection.execute_wrapper(after_first_ledger_statement):
+        page = reader.get(f"/wallet/history/{wallet.token}").json()
+    assert injected
+    amounts = [item["amount"] for item in page]
+    assert amounts == ["1.00", "1.00", "1.00"] or amounts == ["7.00", "5.00", "1.00", "1.00", "1.00"]

@@ -101,10 +101,19 @@ def test_default_page_is_100_with_a_link_to_the_next(client_api):
 @pytest.mark.django_db
 def test_following_next_visits_every_operation_exactly_once_even_with_equal_dates(client_api):
     wallet = WalletFactory(owner=client_api.user)
+    shop = WalletFactory(owner=CompanyFactory().user)
     same_moment = datetime(2021, 4, 11, 11, 5, 13, tzinfo=UTC)
     Operation.objects.bulk_create(
         [
-            Operation(kind="deposit", target=wallet, amount=Decimal(n + 1), success=True, created_at=same_moment)
+            # Equal dates on both sides: received (target) and charged (source), interleaved by id.
+            Operation(
+                kind="deposit" if n % 2 else "charge",
+                source=None if n % 2 else wallet,
+                target=wallet if n % 2 else shop,
+                amount=Decimal(n + 1),
+                success=True,
+                created_at=same_moment,
+            )
             for n in range(23)
         ]
         + [
@@ -263,13 +272,25 @@ def test_validation_error_wins_over_not_found(client_api):
 
 
 @pytest.mark.django_db
-def test_a_full_page_costs_four_queries(client_api):
+def test_a_full_page_costs_three_queries(client_api):
     wallet = WalletFactory(owner=client_api.user)
     other = WalletFactory(owner=CompanyFactory().user, balance=Decimal("1000"))
     for _ in range(30):
         DepositFactory(target=wallet)
         Operation.objects.create(kind="charge", source=other, target=wallet, amount=Decimal(1), success=True)
         Operation.objects.create(kind="charge", source=wallet, target=other, amount=Decimal(1), success=False)
-    # token+user, wallet, the wallet as source, the wallet as target
-    with assert_max_queries(4):
+    # token+user, wallet, the page
+    with assert_max_queries(3):
         assert len(client_api.get(f"/wallet/history/{wallet.token}").json()) == 90
+
+
+@pytest.mark.django_db
+def test_next_link_says_https_when_a_trusted_proxy_says_so(settings, client_api):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    wallet = WalletFactory(owner=client_api.user)
+    DepositFactory(target=wallet)
+    DepositFactory(target=wallet)
+    response = client_api.get(
+        f"/wallet/history/{wallet.token}?limit=1", HTTP_HOST="testserver", HTTP_X_FORWARDED_PROTO="https"
+    )
+    assert next_url(response).startswith("https://testserver/wallet/history/")
