@@ -68,7 +68,8 @@ TEMPLATES = [
 # that money stays atomic there too: every transaction takes SQLite's write lock when it begins
 # (BEGIN IMMEDIATE), so two racing charges run one after the other exactly as they do under
 # PostgreSQL's row locks; WAL lets readers run beside the writer; the busy timeout makes a
-# writer wait for the lock instead of failing.
+# writer wait for the lock instead of failing, for less than gunicorn's 30 s worker timeout so
+# that a request stuck behind the lock gets a 503, not a killed worker.
 if CONFIG.database_url:
     DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=600, conn_health_checks=True)}
 else:
@@ -83,7 +84,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
-            "timeout": 30,
+            "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
         }
     )
@@ -149,6 +150,10 @@ STORAGES = {
 
 # --- Security ------------------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Behind trusted proxies, the scheme the client used is theirs to say (absolute URLs such as the
+# history's Link header must say https when TLS ends at the proxy).
+if CONFIG.num_proxies:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 

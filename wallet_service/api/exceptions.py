@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.settings import api_settings
+from rest_framework.views import set_rollback
 
 from wallet_service.api.errors import FieldError, ServiceError
 from wallet_service.api.problems import problem_response
@@ -74,7 +75,33 @@ def validation_problem(errors: dict[str, list[str]]):
     return problem_response("validation_error", describe_errors(errors), errors=errors)
 
 
+# SQLSTATEs of a database that is up but could not finish this request: deadlock, serialization
+# failure, lock timeout, statement timeout. Anything else from the driver means "cannot reach it".
+DATABASE_CONFLICTS = {"40P01", "40001", "55P03", "57014"}
+
+
+def database_problem(exc: Exception):
+    """503 for a database error, logged as what it is: a conflict or timeout, or an outage."""
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    if sqlstate in DATABASE_CONFLICTS or "database is locked" in str(exc):
+        logger.error("database conflict or timeout (SQLSTATE %s): %s", sqlstate, exc)
+        detail = "The database could not complete the request in time; retry later."
+    else:
+        logger.error("database unavailable (SQLSTATE %s): %s", sqlstate, exc)
+        detail = "The database cannot be reached; retry later."
+    return problem_response("service_unavailable", detail, headers={"Retry-After": "1"})
+
+
 def problem_exception_handler(exc, context):
+    response = _problem_for(exc)
+    if response is not None:
+        # Only acts under ATOMIC_REQUESTS (not used): a view wrapped in a transaction is rolled back on
+        # error. Services that must keep a record of a failure (a failed charge) commit it themselves.
+        set_rollback()
+    return response
+
+
+def _problem_for(exc):
     if isinstance(exc, FieldError):
         return validation_problem(exc.errors)
     if isinstance(exc, ServiceError):
@@ -86,8 +113,7 @@ def problem_exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         return problem_response("payload_too_large", "The request body is too large.")
     if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.error("database unavailable: %s", exc)
-        return problem_response("service_unavailable", "The database cannot be reached; retry later.")
+        return database_problem(exc)
     if isinstance(exc, exceptions.ValidationError):
         return validation_problem(flatten_errors(exc.detail))
     if isinstance(exc, exceptions.ParseError):

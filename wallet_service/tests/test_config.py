@@ -135,3 +135,10 @@ def test_gunicorn_stops_before_forking_workers_on_a_bad_value():
     assert result.returncode != 0
     assert "WALLET_SERVICE_WORKERS" in result.stderr
     assert "Booting worker" not in result.stderr
+
+
+def test_behind_trusted_proxies_the_forwarded_scheme_is_trusted():
+    behind = run_python(["manage.py", "diffsettings"], SECRET | {"WALLET_SERVICE_NUM_PROXIES": "1"})
+    direct = run_python(["manage.py", "diffsettings"], SECRET)
+    assert "SECURE_PROXY_SSL_HEADER = ('HTTP_X_FORWARDED_PROTO', 'https')" in behind.stdout
+    assert "SECURE_PROXY_SSL_HEADER" not in direct.stdout

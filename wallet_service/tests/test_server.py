@@ -185,6 +185,7 @@ def test_status_is_503_and_requests_fail_cleanly_when_the_database_is_unreachabl
         status, body = request(server.base, "GET", "/status")
         assert status == 503
         assert body["code"] == "service_unavailable"
+        assert body["detail"] == "The database cannot be reached."
         status, body = request(server.base, "POST", "/client/login", {"email": "a@example.com", "password": "x"})
         assert status == 503
         assert body["code"] == "service_unavailable"

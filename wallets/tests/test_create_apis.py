@@ -65,4 +65,4 @@ def test_create_requires_authentication(api_client):
 @pytest.mark.django_db
 def test_create_costs_few_queries(client_api):
     with assert_max_queries(2):
-        client_api.post("/wallet/create", {}, format="json")
+        assert client_api.post("/wallet/create", {}, format="json").status_code == 201

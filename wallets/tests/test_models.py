@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from wallets.models import Operation, Wallet
 from wallets.tests.factories import DepositFactory, WalletFactory
@@ -61,7 +61,16 @@ def test_the_ledger_is_append_only():
 
 @pytest.mark.django_db
 def test_operation_date_comes_from_the_database_clock():
-    operation = DepositFactory()
-    assert operation.created_at is not None
-    operation.refresh_from_db()
-    assert operation.created_at.tzinfo is not None
+    wallet = WalletFactory()
+    with connection.cursor() as cursor:
+        # A row written without a date gets the database's statement time, not a value from Python.
+        cursor.execute(
+            "INSERT INTO wallets_operation (kind, target_id, amount, summary, success) VALUES (%s, %s, %s, %s, %s)",
+            ["deposit", wallet.pk, Decimal("1.00"), "", True],
+        )
+        cursor.execute("SELECT statement_timestamp()")
+        (after,) = cursor.fetchone()
+    operation = Operation.objects.get()
+    assert operation.created_at <= after
+    assert (after - operation.created_at).total_seconds() < 5
+    assert DepositFactory().created_at >= operation.created_at  # returned to Python on insert

@@ -103,4 +103,5 @@ def test_charge_locks_both_wallets_in_primary_key_order(merchant):
     lock_sql = next(q["sql"] for q in captured.captured_queries if "wallets_wallet" in q["sql"])
     assert "FOR UPDATE" in lock_sql
     assert lock_sql.rstrip().endswith('ORDER BY "wallets_wallet"."id" ASC FOR UPDATE')
-    assert merchant_wallet.pk != customer.pk
+    merchant_wallet.refresh_from_db()
+    assert merchant_wallet.balance == Decimal("1.00")
