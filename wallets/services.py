@@ -101,32 +101,24 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
             raise WalletNotFound()
         if charged_wallet.pk == merchant_wallet.pk:
             raise SameWallet()
-        if charged_wallet.balance < amount:
-            failed = Operation.objects.create(
-                kind=Operation.Kind.CHARGE,
-                source=charged_wallet,
-                target=merchant_wallet,
-                amount=amount,
-                summary=summary,
-                success=False,
-            )
-        else:
-            failed = None
+        # A short balance is a business outcome, not an error: the attempt is recorded as failed.
+        success = charged_wallet.balance >= amount
+        if success:
             charged_wallet.balance -= amount
             merchant_wallet.balance += amount
             if merchant_wallet.balance > MAX_BALANCE:
                 raise FieldError("amount", f"The charge would take your balance over {MAX_BALANCE}.")
             charged_wallet.save(update_fields=["balance"])
             merchant_wallet.save(update_fields=["balance"])
-            operation = Operation.objects.create(
-                kind=Operation.Kind.CHARGE,
-                source=charged_wallet,
-                target=merchant_wallet,
-                amount=amount,
-                summary=summary,
-                success=True,
-            )
+        operation = Operation.objects.create(
+            kind=Operation.Kind.CHARGE,
+            source=charged_wallet,
+            target=merchant_wallet,
+            amount=amount,
+            summary=summary,
+            success=success,
+        )
     # Outside the atomic block: the failed attempt is committed before the error is raised.
-    if failed is not None:
-        raise InsufficientFunds(failed)
+    if not operation.success:
+        raise InsufficientFunds(operation)
     return operation
