@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from rest_framework.test import APIClient
 
 from accounts.models import User, normalize_email
 from accounts.tests.factories import UserFactory
+from wallet_service.tests.utils import race
 
 
 def test_normalize_email_lowercases_and_encodes_the_domain():
@@ -46,26 +45,17 @@ def test_create_superuser_makes_staff_that_cannot_use_the_api(api_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_racing_signups_with_one_email_create_one_account():
-    barrier = threading.Barrier(8)
-    statuses: list[int] = []
     body = {
         "email": "race@example.com",
         "password": "s3cure-Passw0rd",
         "client": {"first_name": "Ana", "last_name": "García", "phone_number": "+34666666666"},
     }
-
-    def attempt(n: int):
-        try:
-            email = body["email"] if n % 2 else body["email"].upper()
-            barrier.wait()
-            statuses.append(APIClient().post("/client/signup", body | {"email": email}, format="json").status_code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    emails = [body["email"] if n % 2 else body["email"].upper() for n in range(8)]
+    statuses = race(
+        [
+            lambda email=email: APIClient().post("/client/signup", body | {"email": email}, format="json").status_code
+            for email in emails
+        ]
+    )
     assert sorted(statuses) == [201] + [400] * 7
     assert User.objects.count() == 1

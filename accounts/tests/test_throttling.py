@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -15,7 +14,7 @@ from rest_framework.test import APIClient
 from accounts.models import ThrottleBucket
 from accounts.tests.factories import ClientFactory
 from wallet_service.config import ThrottleRate
-from wallet_service.tests.utils import assert_problem
+from wallet_service.tests.utils import assert_problem, on_another_connection, race
 
 
 def signup(api_client, n: int, **extra):
@@ -87,22 +86,7 @@ def test_forwarded_for_is_used_through_a_trusted_proxy(settings, api_client):
 def test_simultaneous_attempts_never_exceed_the_limit(settings):
     settings.WALLET_SERVICE_AUTH_THROTTLE_RATE = ThrottleRate(5, 60)
     user = ClientFactory().user
-    barrier = threading.Barrier(12)
-    statuses: list[int] = []
-
-    def attempt():
-        try:
-            api = APIClient()
-            barrier.wait()
-            statuses.append(login(api, email=user.email).status_code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=attempt) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = race([lambda: login(APIClient(), email=user.email).status_code] * 12)
     assert sorted(statuses) == [400] * 5 + [429] * 7
 
 
@@ -114,19 +98,11 @@ def test_an_idle_bucket_purged_during_an_attempt_is_recreated(settings):
     ThrottleBucket.objects.update(updated_at=timezone.now() - timedelta(days=2))  # idle: purge_auth may delete it
     purged = []
 
-    def purge():
-        try:
-            call_command("purge_auth", stdout=StringIO())
-        finally:
-            connections.close_all()
-
     def purge_after_the_insert(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
         if not purged and sql.lstrip().upper().startswith("INSERT") and "throttlebucket" in sql.lower():
             purged.append(True)
-            purger = threading.Thread(target=purge)
-            purger.start()
-            purger.join()
+            on_another_connection(lambda: call_command("purge_auth", stdout=StringIO()))
         return result
 
     with connection.execute_wrapper(purge_after_the_insert):

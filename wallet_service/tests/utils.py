@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 SAVEPOINT_RE = re.compile(r"\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
@@ -36,3 +37,35 @@ def assert_max_queries(limit: int):
         yield captured
     statements = [query["sql"] for query in captured.captured_queries if not SAVEPOINT_RE.match(query["sql"])]
     assert len(statements) <= limit, f"{len(statements)} queries, at most {limit} expected:\n" + "\n".join(statements)
+
+
+def race(calls) -> list:
+    """Run every call at the same moment, each on its own thread and database connection.
+
+    Returns the calls' results in order; an exception in any thread fails the test.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index, call):
+        try:
+            barrier.wait()
+            results[index] = call()
+        except BaseException as error:  # surfaced below: a thread's failure must fail the test
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return results
+
+
+def on_another_connection(call) -> None:
+    """Run ``call`` to completion on another thread, so that it commits on its own connection."""
+    race([call])

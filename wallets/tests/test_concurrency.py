@@ -7,12 +7,13 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.db.models import Q
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import ClientFactory, CompanyFactory
+from wallet_service.tests.utils import on_another_connection, race
 from wallets import services
 from wallets.models import Operation, Wallet
 from wallets.tests.factories import WalletFactory
@@ -25,30 +26,6 @@ def api_for(user) -> APIClient:
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return api
-
-
-def race(calls) -> list:
-    """Run every call at the same moment on its own thread; return their results in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        except BaseException as error:  # surfaced below: a thread's failure must fail the test
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def test_twenty_charges_racing_for_one_balance_never_overdraw():
@@ -202,19 +179,14 @@ def test_a_history_page_is_one_snapshot_even_when_writes_commit_while_it_is_read
     injected = []
 
     def commit_x_then_y():
-        try:
-            services.wallet_charge(merchant=merchant, wallet_token=wallet.token, amount=Decimal("5"))
-            services.wallet_deposit(owner=owner, wallet_token=wallet.token, amount=Decimal("7"))
-        finally:
-            connections.close_all()
+        services.wallet_charge(merchant=merchant, wallet_token=wallet.token, amount=Decimal("5"))
+        services.wallet_deposit(owner=owner, wallet_token=wallet.token, amount=Decimal("7"))
 
     def after_first_ledger_statement(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
         if not injected and "wallets_operation" in sql:
             injected.append(sql)
-            writer = threading.Thread(target=commit_x_then_y)
-            writer.start()
-            writer.join()
+            on_another_connection(commit_x_then_y)
         return result
 
     with connection.execute_wrapper(after_first_ledger_statement):
