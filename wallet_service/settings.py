@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "phonenumber_field",
     "accounts",
     "wallets",
+    "idempotency",
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
+from idempotency.apis import IdempotentApiMixin
 from wallet_service.api.fields import AmountField, StrictCharField, format_money
 from wallets import selectors, services
 from wallets.models import Operation, Wallet
@@ -55,14 +56,14 @@ class MoneyMovementInputSerializer(serializers.Serializer):
         return value or ""
 
 
-class WalletCreateApi(APIView):
+class WalletCreateApi(IdempotentApiMixin, APIView):
     def post(self, request):
         EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
         wallet = services.wallet_create(owner=request.user)
         return Response(wallet_body(wallet), status=201)
 
 
-class WalletDepositApi(APIView):
+class WalletDepositApi(IdempotentApiMixin, APIView):
     def post(self, request):
         serializer = MoneyMovementInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -73,7 +74,7 @@ class WalletDepositApi(APIView):
         return Response(wallet_body(operation.target))
 
 
-class WalletChargeApi(APIView):
+class WalletChargeApi(IdempotentApiMixin, APIView):
     permission_classes = (IsAuthenticated, IsCompany)
 
     def post(self, request):

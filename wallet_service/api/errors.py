@@ -12,6 +12,7 @@ class ServiceError(Exception):
 
     code: str = "validation_error"
     default_detail: str = "The request cannot be processed."
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str | None = None):
         self.detail = detail or self.default_detail
