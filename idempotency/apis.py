@@ -21,6 +21,7 @@ import re
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, transaction
 from django.http import HttpResponse
+from rest_framework.request import Request
 
 from idempotency.fingerprints import body_digest, canonical_path
 from idempotency.services import StoredResponse, idempotency_claim, idempotency_complete
@@ -59,10 +60,19 @@ class IdempotentApiMixin:
                     stored = StoredResponse(response.status_code, response.content, response["Content-Type"])
                     idempotency_complete(claim_id=self.idempotency_claim_id, response=stored)
         except DatabaseError as error:
-            # The COMMIT itself failed (e.g. the connection dropped): the outcome is unknown to us, so
-            # the client gets a 503 and retries with the same key, which replays or executes once.
-            response = self.finalize_response(request, database_problem(error), *args, **kwargs)
+            # The transaction could not begin (the database is down) or its COMMIT failed (the
+            # connection dropped): the outcome is unknown to us, so the client gets a 503 and retries
+            # with the same key, which then replays or executes once.
+            return self._database_error_response(request, error, *args, **kwargs)
         return response
+
+    def _database_error_response(self, request, error, *args, **kwargs):
+        # When BEGIN failed, DRF has not set the view up yet (no DRF request, no default headers).
+        if not isinstance(request, Request):
+            request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = getattr(self, "headers", self.default_response_headers)
+        return self.finalize_response(request, database_problem(error), *args, **kwargs)
 
     def check_permissions(self, request):
         # The contract's order: 401 first, then the idempotency answers, then 403 and the rest.
