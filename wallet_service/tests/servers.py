@@ -1,0 +1,176 @@
+"""Real servers for the tests: gunicorn worker processes, and throwaway PostgreSQL clusters.
+
+Tests that use them are marked ``slow``; they run in ``make test`` and CI like every other test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from wallet_service.config import BASE_DIR
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def request(
+    base: str, method: str, path: str, body=None, token: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict | list]:
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class Server:
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 4):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "WALLET_SERVICE_SECRET_KEY": "server-test-secret-key-0123456789abcdef0123456789",
+            "WALLET_SERVICE_AUTH_THROTTLE_RATE": "off",
+            "WALLET_SERVICE_LOG_LEVEL": "warning",
+            "WALLET_SERVICE_WORKERS": str(workers),
+        } | env
+        self.process: subprocess.Popen | None = None
+        self.log_path = log_path
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=BASE_DIR,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> Server:
+        with self.log_path.open("wb") as log:  # the child keeps its own handle
+            self.process = subprocess.Popen(
+                [BIN / "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
+                cwd=BASE_DIR,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start listening")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def signup(base: str, kind: str, email: str) -> str:
+    profile = {"first_name": "Ana", "last_name": "García", "phone_number": "+34666666666"}
+    if kind == "company":
+        profile |= {"name": "Shop", "url": "https://shop.example.com"}
+    status, body = request(
+        base, "POST", f"/{kind}/signup", {"email": email, "password": "s3cure-Passw0rd", kind: profile}
+    )
+    assert status == 201, body
+    return body["token"]
+
+
+def walk_history(base: str, wallet: str, token: str, limit: int) -> list[dict]:
+    items: list[dict] = []
+    url = f"{base}/wallet/history/{wallet}?limit={limit}"
+    while url:
+        req = urllib.request.Request(url, headers={"Authorization": f"Token {token}"})
+        with urllib.request.urlopen(req, timeout=30) as response:
+            items.extend(json.loads(response.read()))
+            link = response.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+    return items
+
+
+def postgres_bin() -> Path:
+    """The server binaries of the newest PostgreSQL installed from Debian's packages."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(path.split("/")[4]))
+    if not found:
+        pytest.fail("PostgreSQL's server binaries (initdb, pg_ctl) are needed: apt-get install postgresql")
+    return Path(found[-1]).parent
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster on a spare port, for tests that stop and restart the database.
+
+    Never the shared server: this one lives in a temporary directory and is deleted afterwards.
+    As root, the cluster runs as the ``postgres`` user (PostgreSQL refuses to run as root).
+    """
+
+    def __init__(self):
+        self.bin = postgres_bin()
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="wallet-pg-"))
+        self.data = self.dir / "data"
+        self.log = self.dir / "postgres.log"
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.dir, "postgres")
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=timeout)
+
+    def init(self) -> PostgresCluster:
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        return self.start()
+
+    def start(self) -> PostgresCluster:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c max_connections=100"
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def query(self, database: str, sql: str) -> list[tuple]:
+        with psycopg.connect(self.url(database), autocommit=True) as connection:
+            cursor = connection.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
