@@ -22,11 +22,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ("token", "owner", "balance", "created_at")
+    list_display = ("token", "owner", "current_balance", "created_at")
+    fields = ("token", "owner", "current_balance", "balance", "created_at")
+    readonly_fields = fields
     search_fields = ("=token", "owner__email")
     list_select_related = ("owner",)
     ordering = ("-id",)
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_current_balance()
+
+    @admin.display(description="balance (with pending credits)")
+    def current_balance(self, wallet: Wallet):
+        return wallet.current_balance
 
 
 @admin.register(Operation)

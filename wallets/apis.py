@@ -26,7 +26,8 @@ HISTORY_CURSOR_SALT = "wallets.history.cursor"
 
 
 def wallet_body(wallet: Wallet) -> dict:
-    return {"wallet": wallet.token, "balance": format_money(wallet.balance)}
+    """A wallet as the API shows it; ``current_balance`` comes from a selector or a service."""
+    return {"wallet": wallet.token, "balance": format_money(wallet.current_balance)}
 
 
 def format_date(value: datetime) -> str:

@@ -2,7 +2,8 @@
 
 Checked, all in SQL aggregates over one consistent snapshot, a batch of wallets at a time so
 that memory stays bounded however long the ledger is:
-- every wallet's balance equals its successful credits minus its successful debits;
+- every wallet's balance (settled plus pending credits) equals its successful credits minus its
+  successful debits;
 - no balance is negative;
 - the sum of all balances equals the sum of all successful deposits (charges only move money).
 """
@@ -70,10 +71,11 @@ def _wallet_batches(batch_size: int) -> Iterator[list[tuple]]:
     last_id = 0
     while True:
         batch = list(
-            Wallet.objects.filter(pk__gt=last_id)
+            Wallet.objects.with_current_balance()
+            .filter(pk__gt=last_id)
             .order_by("pk")
             .annotate(credits=_successful_sum("target"), debits=_successful_sum("source"))
-            .values_list("pk", "token", "balance", "credits", "debits")[:batch_size]
+            .values_list("pk", "token", "current_balance", "credits", "debits")[:batch_size]
         )
         if not batch:
             return

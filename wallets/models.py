@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from wallet_service.api.fields import MAX_AMOUNT
 from wallet_service.db import DatabaseNow
@@ -20,11 +21,38 @@ def new_wallet_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+class WalletQuerySet(models.QuerySet):
+    def with_current_balance(self) -> WalletQuerySet:
+        """Annotate ``current_balance``: the settled ``balance`` plus the wallet's pending credits.
+
+        One statement reads both, so the sum is exact: a fold moves credits into ``balance`` in one
+        transaction, and a statement sees it entirely or not at all.
+        """
+        pending = (
+            PendingCredit.objects.filter(wallet=models.OuterRef("pk"))
+            .order_by()
+            .values("wallet")
+            .annotate(total=models.Sum("amount"))
+            .values("total")
+        )
+        money = models.DecimalField(max_digits=20, decimal_places=2)
+        return self.annotate(
+            current_balance=models.ExpressionWrapper(
+                models.F("balance")
+                + Coalesce(models.Subquery(pending, output_field=money), models.Value(Decimal("0.00"))),
+                output_field=money,
+            )
+        )
+
+
 class Wallet(models.Model):
     """A balance identified by an unguessable token that never changes.
 
-    ``balance`` is only written by wallets.services, under a row lock, in the same transaction as
-    the operation that explains the change; the database refuses a negative balance.
+    The wallet's money is ``balance`` (settled) plus its PendingCredit rows: a merchant's wallet may
+    receive credits that are not folded into ``balance`` yet (see wallets.services.wallet_charge).
+    ``balance`` is only written by wallets.services, under the wallet's row lock, in the same
+    transaction as the operation that explains the change; the database refuses a negative balance.
+    Read the whole amount with ``Wallet.objects.with_current_balance()``.
     """
 
     token = models.CharField(max_length=64, unique=True, default=new_wallet_token, editable=False)
@@ -34,6 +62,8 @@ class Wallet(models.Model):
     )
     balance = models.DecimalField(max_digits=20, decimal_places=2, default=Decimal("0.00"))
     created_at = models.DateTimeField(db_default=DatabaseNow(), editable=False)
+
+    objects = WalletQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -96,3 +126,23 @@ class Operation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} -> {self.target_id}"
+
+
+class PendingCredit(models.Model):
+    """Money a successful charge moved into a merchant's wallet while another transaction held
+    that wallet's lock. It belongs to the wallet from the charge's commit on, and is folded into
+    ``Wallet.balance`` — deleted and added in one transaction, under the wallet's lock — by the next
+    operation that locks the wallet. Only wallets that receive charges (companies') ever have any.
+    """
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="pending_credits")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="pending_credit_amount_positive"),
+            models.CheckConstraint(condition=models.Q(amount__lte=MAX_AMOUNT), name="pending_credit_amount_max"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} -> {self.wallet_id}"

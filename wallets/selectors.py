@@ -27,14 +27,14 @@ class HistoryPosition:
 
 def wallet_list(*, owner: User) -> QuerySet[Wallet]:
     """The owner's wallets, oldest first."""
-    return Wallet.objects.filter(owner=owner).order_by("id")
+    return Wallet.objects.with_current_balance().filter(owner=owner).order_by("id")
 
 
 def wallet_get(*, owner: User, token: str) -> Wallet:
     """The owner's wallet with this token; WalletNotFound if there is none (or it is someone else's)."""
     if not WALLET_TOKEN_RE.fullmatch(token):
         raise WalletNotFound()
-    wallet = Wallet.objects.filter(owner=owner, token=token).first()
+    wallet = Wallet.objects.with_current_balance().filter(owner=owner, token=token).first()
     if wallet is None:
         raise WalletNotFound()
     return wallet

@@ -28,3 +28,8 @@ class DepositFactory(DjangoModelFactory):
     target = factory.SubFactory(WalletFactory)
     amount = Decimal("10.00")
     success = True
+
+
+def current_balance(wallet: Wallet) -> Decimal:
+    """The wallet's whole balance, pending credits included, as the API reports it."""
+    return Wallet.objects.with_current_balance().get(pk=wallet.pk).current_balance

@@ -16,7 +16,7 @@ from accounts.tests.factories import ClientFactory, CompanyFactory
 from wallet_service.tests.utils import on_another_connection, race
 from wallets import services
 from wallets.models import Operation, Wallet
-from wallets.tests.factories import WalletFactory
+from wallets.tests.factories import WalletFactory, current_balance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,10 +36,8 @@ def test_twenty_charges_racing_for_one_balance_never_overdraw():
     body = {"wallet": customer.token, "amount": "10.00", "summary": "race"}
     statuses = race([lambda api=api: api.post("/wallet/charge", body, format="json").status_code for api in apis])
     assert Counter(statuses) == {200: 10, 402: 10}
-    customer.refresh_from_db()
-    merchant_wallet.refresh_from_db()
-    assert customer.balance == Decimal("0.00")
-    assert merchant_wallet.balance == Decimal("100.00")
+    assert current_balance(customer) == Decimal("0.00")
+    assert current_balance(merchant_wallet) == Decimal("100.00")
     assert Operation.objects.filter(success=True).count() == 10
     assert Operation.objects.filter(success=False).count() == 10
 
@@ -51,8 +49,7 @@ def test_sixty_four_racing_deposits_are_all_counted():
     body = {"wallet": wallet.token, "amount": "1.25"}
     statuses = race([lambda api=api: api.post("/wallet/deposit", body, format="json").status_code for api in apis])
     assert statuses == [200] * 64
-    wallet.refresh_from_db()
-    assert wallet.balance == Decimal("80.00")
+    assert current_balance(wallet) == Decimal("80.00")
     assert Operation.objects.filter(target=wallet).count() == 64
 
 
@@ -76,13 +73,13 @@ def test_deposits_and_charges_racing_on_one_wallet_keep_it_consistent():
             )
     statuses = race(calls)
     assert set(statuses) <= {200, 402}
-    wallet.refresh_from_db()
     succeeded = Operation.objects.filter(success=True)
     deposited = sum(op.amount for op in succeeded if op.kind == "deposit")
     charged = sum(op.amount for op in succeeded if op.kind == "charge")
-    assert wallet.balance == Decimal("20.00") + deposited - charged >= 0
+    assert current_balance(wallet) == Decimal("20.00") + deposited - charged >= 0
     assert deposited == Decimal("80")
-    assert sum(w.balance for w in Wallet.objects.all()) == Decimal("20.00") + deposited
+    balances = Wallet.objects.with_current_balance().values_list("current_balance", flat=True)
+    assert sum(balances) == Decimal("20.00") + deposited
 
 
 def test_crossed_charges_between_two_merchants_do_not_deadlock():
@@ -98,9 +95,7 @@ def test_crossed_charges_between_two_merchants_do_not_deadlock():
         )
     responses = race(calls)
     assert [response.status_code for response in responses] == [200] * 40, [r.content for r in responses]
-    first_wallet.refresh_from_db()
-    second_wallet.refresh_from_db()
-    assert first_wallet.balance == second_wallet.balance == Decimal("1000.00")
+    assert current_balance(first_wallet) == current_balance(second_wallet) == Decimal("1000.00")
 
 
 def test_simultaneous_wallet_creation_never_exceeds_the_limit(settings):

@@ -17,7 +17,7 @@ from wallets.errors import (
     WalletLimitReached,
     WalletNotFound,
 )
-from wallets.models import Operation, Wallet
+from wallets.models import Operation, PendingCredit, Wallet
 from wallets.tests.factories import WalletFactory
 
 
@@ -95,13 +95,16 @@ def test_the_failed_charge_is_committed_before_insufficient_funds_is_raised(merc
 
 
 @pytest.mark.django_db
-def test_charge_locks_both_wallets_in_primary_key_order(merchant):
+def test_charge_locks_only_the_charged_wallet_and_credits_the_merchant_without_waiting(merchant):
     merchant_wallet = services.wallet_create(owner=merchant)
     customer = WalletFactory(balance=Decimal("10"))
     with assert_max_queries(4) as captured:
         services.wallet_charge(merchant=merchant, wallet_token=customer.token, amount=Decimal("1"))
-    lock_sql = next(q["sql"] for q in captured.captured_queries if "wallets_wallet" in q["sql"])
-    assert "FOR UPDATE" in lock_sql
-    assert lock_sql.rstrip().endswith('ORDER BY "wallets_wallet"."id" ASC FOR UPDATE')
+    statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert statements[0].rstrip().endswith('FOR NO KEY UPDATE OF "wallets_wallet"')
+    assert sum("FOR NO KEY UPDATE SKIP LOCKED" in sql for sql in statements) == 1
+    assert not any(" FOR UPDATE" in sql for sql in statements)
+    # Nobody held the merchant's wallet: the credit went straight into its balance.
     merchant_wallet.refresh_from_db()
     assert merchant_wallet.balance == Decimal("1.00")
+    assert not PendingCredit.objects.exists()
