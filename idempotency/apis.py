@@ -19,12 +19,12 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpResponse
 from rest_framework.request import Request
 
 from idempotency.fingerprints import body_digest, canonical_path
-from idempotency.services import StoredResponse, idempotency_claim, idempotency_complete
+from idempotency.services import StoredResponse, idempotency_check, idempotency_claim, idempotency_complete
 from wallet_service.api.errors import FieldError
 from wallet_service.api.exceptions import database_problem
 
@@ -45,10 +45,19 @@ class _Replay(Exception):
 
 
 class IdempotentApiMixin:
+    # The methods that execute something; a key on any other method is only compared (422 when
+    # it names another request), never claimed or stored.
+    idempotent_methods = ("POST",)
+
     def dispatch(self, request, *args, **kwargs):
         if HEADER not in request.headers:
             return super().dispatch(request, *args, **kwargs)
         self.idempotency_claim_id = None
+        # Read the body before the transaction begins: a client sending it slowly must not hold a
+        # transaction open (on SQLite, BEGIN IMMEDIATE holds the whole database's write lock).
+        self.idempotency_digest = request_body_digest(request)
+        if request.method not in self.idempotent_methods:
+            return super().dispatch(request, *args, **kwargs)
         try:
             with transaction.atomic():
                 response = super().dispatch(request, *args, **kwargs)
@@ -59,10 +68,10 @@ class IdempotentApiMixin:
                     response.render()
                     stored = StoredResponse(response.status_code, response.content, response["Content-Type"])
                     idempotency_complete(claim_id=self.idempotency_claim_id, response=stored)
-        except DatabaseError as error:
-            # The transaction could not begin (the database is down) or its COMMIT failed (the
-            # connection dropped): the outcome is unknown to us, so the client gets a 503 and retries
-            # with the same key, which then replays or executes once.
+        except (OperationalError, InterfaceError) as error:
+            # The transaction could not begin (the database is down), or storing the answer or the
+            # COMMIT failed (the connection dropped): the outcome is unknown to us, so the client gets
+            # a 503 and retries with the same key, which then replays or executes once.
             return self._database_error_response(request, error, *args, **kwargs)
         return response
 
@@ -84,18 +93,17 @@ class IdempotentApiMixin:
         key = request.headers[HEADER]
         if not KEY_RE.fullmatch(key):
             raise FieldError(HEADER, "Send 1 to 255 printable ASCII characters.")
-        try:
-            raw = request._request.body
-        except RequestDataTooBig:
-            raw = None  # refused with 413 by the view; nothing to compare or store
-        digest = body_digest(raw) if raw is not None else "too-large"
-        outcome = idempotency_claim(
-            user=request.user,
-            key=key,
-            method=request.method,
-            path=canonical_path(request.path),
-            body_digest=digest,
-        )
+        request_id = {
+            "user": request.user,
+            "key": key,
+            "method": request.method,
+            "path": canonical_path(request.path),
+            "body_digest": self.idempotency_digest,
+        }
+        if request.method not in self.idempotent_methods:
+            idempotency_check(**request_id)  # 422 if the key was used; otherwise nothing to claim
+            return
+        outcome = idempotency_claim(**request_id)
         if isinstance(outcome, StoredResponse):
             raise _Replay(outcome)
         self.idempotency_claim_id = outcome
@@ -108,3 +116,10 @@ class IdempotentApiMixin:
             response[REPLAYED_HEADER] = "true"
             return response
         return super().handle_exception(exc)
+
+
+def request_body_digest(request) -> str:
+    try:
+        return body_digest(request.body)
+    except RequestDataTooBig:
+        return "too-large"  # refused with 413 by the view; matches no stored request

@@ -17,6 +17,19 @@ def canonical_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+def _canonical_number(number: Decimal) -> str:
+    """One spelling per value, exactly (no rounding, unlike Decimal.normalize()): 10, 10.0, 1e1 and
+    1.0E+1 are all ``1e1``; zero is ``0`` whatever its sign or exponent."""
+    sign, digits, exponent = number.as_tuple()
+    if not isinstance(exponent, int):
+        raise TypeError("not a finite number")  # NaN or Infinity: not JSON
+    text = "".join(map(str, digits)).lstrip("0")
+    if not text:
+        return "0"
+    stripped = text.rstrip("0")
+    return f"{'-' if sign else ''}{stripped}e{exponent + len(text) - len(stripped)}"
+
+
 def _canonical(value):
     """A JSON-serialisable form of ``value`` in which every JSON type is tagged, so that no two
     different values share a form, and equal numbers of any spelling share one."""
@@ -25,9 +38,7 @@ def _canonical(value):
     if isinstance(value, bool):  # before numbers: bool is an int in Python
         return ["bool", value]
     if isinstance(value, (int, Decimal)):
-        number = Decimal(value)
-        # normalize() spells equal values one way (1E+1 for 10, 10.0, 1e1); zero has a sign in Decimal.
-        return ["number", "0" if number.is_zero() else str(number.normalize())]
+        return ["number", _canonical_number(Decimal(value))]
     if isinstance(value, str):
         return ["string", value]
     if isinstance(value, list):

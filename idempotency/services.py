@@ -78,10 +78,26 @@ def idempotency_claim(*, user: User, key: str, method: str, path: str, body_dige
     IdempotencyKeyReused when the key named another method, path or body, and
     IdempotencyKeyInUse when a request with the key is still running after KEY_WAIT.
     """
-    claim_id = _insert_claim(user=user, key=key, method=method, path=path, body_digest=body_digest)
-    if claim_id is not None:
-        return claim_id
-    stored = IdempotencyKey.objects.get(user=user, key=key)
+    request = {"user": user, "key": key, "method": method, "path": path, "body_digest": body_digest}
+    for _ in range(3):
+        claim_id = _insert_claim(**request)
+        if claim_id is not None:
+            return claim_id
+        stored = idempotency_check(**request)
+        if stored is not None:
+            return stored
+        # The key was purged between the INSERT and the read: claim it again.
+    raise IdempotencyKeyInUse()
+
+
+def idempotency_check(*, user: User, key: str, method: str, path: str, body_digest: str) -> StoredResponse | None:
+    """The stored response for this request under ``key``, or None when the key is unused.
+
+    Raises IdempotencyKeyReused when the key was used for another method, path or body.
+    """
+    stored = IdempotencyKey.objects.filter(user=user, key=key).first()
+    if stored is None:
+        return None
     if stored.method != method or stored.path != path:
         raise IdempotencyKeyReused(
             f"This Idempotency-Key was used for {stored.method} {stored.path}; use a new key for another request."

@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError
+from django.db import OperationalError
 
 from conftest import authenticated_client
 from idempotency import apis as idempotency_apis
@@ -214,7 +214,7 @@ def test_the_key_is_checked_before_permissions(client_api, wallet):
 
 def test_the_key_commits_with_the_money_or_not_at_all(client_api, wallet, monkeypatch):
     def fail(**kwargs):
-        raise DatabaseError("connection lost while storing the key")
+        raise OperationalError("connection lost while storing the key")
 
     monkeypatch.setattr(idempotency_apis, "idempotency_complete", fail)
     response = post(client_api, "/wallet/deposit", {"wallet": wallet.token, "amount": "10.00"}, "k")
@@ -235,3 +235,12 @@ def test_the_stored_record_names_the_request(client_api, wallet):
         200,
     )
     assert json.loads(bytes(record.response_body)) == {"wallet": wallet.token, "balance": "2.00"}
+
+
+def test_a_key_on_a_method_that_executes_nothing_is_not_claimed(client_api, wallet):
+    options = client_api.options("/wallet/deposit", HTTP_IDEMPOTENCY_KEY="k")
+    assert options.status_code == 200
+    assert not IdempotencyKey.objects.exists()
+    response = post(client_api, "/wallet/deposit", {"wallet": wallet.token, "amount": "1"}, "k")
+    assert response.status_code == 200
+    assert "Idempotent-Replayed" not in response
