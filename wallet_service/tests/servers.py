@@ -9,11 +9,13 @@ import contextlib
 import glob
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -174,3 +176,61 @@ class PostgresCluster:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class LossyProxy:
+    """A TCP proxy in front of a server that loses some answers: it forwards each request, reads the
+    whole answer, and for a fraction ``loss`` of them closes the client's connection instead of
+    sending it — the request was executed, but its client never hears so (a timeout, for it).
+    For one-request connections, as gunicorn's sync workers make them.
+    """
+
+    def __init__(self, upstream_port: int, *, loss: float, seed: int):
+        self.upstream_port = upstream_port
+        self.loss = loss
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.lost = 0
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=60)
+            except OSError:
+                return
+            with upstream:
+                threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+                answer = bytearray()
+                try:
+                    while chunk := upstream.recv(65536):
+                        answer += chunk
+                except OSError:
+                    return
+                with self.lock:
+                    lose = bool(answer) and self.random.random() < self.loss
+                    self.lost += lose
+                with contextlib.suppress(OSError):
+                    if not lose:
+                        client.sendall(answer)
+                    # shutdown, not just close: it wakes the pump blocked on this socket and sends the FIN now.
+                    client.shutdown(socket.SHUT_RDWR)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+
+    def close(self) -> None:
+        self.listener.close()

@@ -1,11 +1,14 @@
 """A bank test in the spirit of Jepsen's: random deposits and charges among many wallets, from many
 threads, through gunicorn over HTTP on PostgreSQL — alone, while workers are SIGKILLed, and while
 the database is restarted. Every request carries an Idempotency-Key and is retried with it until it
-gets a definitive answer, as a merchant backend would.
+gets a definitive answer, as a merchant backend would. Clients reach gunicorn through a proxy that
+loses one answer in ten after the request was executed, so retries of executed requests happen
+for real and must be replayed.
 
 Afterwards: each request moved money exactly once (or, for a 402, recorded exactly one failed
 attempt); every balance is what the answers the clients received say it must be, and what its
-history says; money is conserved; no key is half-stored; audit_ledger passes.
+history says; money is conserved; every request sent again gets its stored answer as a replay; no
+key is half-stored; audit_ledger passes.
 
 The database is a throwaway cluster on a spare port (wallet_service.tests.servers.PostgresCluster),
 never the shared server, so that the fault test can stop and restart it.
@@ -31,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from wallet_service.config import BASE_DIR
-from wallet_service.tests.servers import PostgresCluster, Server, request, signup, walk_history
+from wallet_service.tests.servers import LossyProxy, PostgresCluster, Server, request, signup, walk_history
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +63,8 @@ class Intent:
     amount: Decimal
     attempts: list = field(default_factory=list)  # HTTP status, or "connection error"
     final: int | None = None
+    answer: bytes = b""  # the body of the first definitive answer
+    replays: int = 0  # answers that carried Idempotent-Replayed: true
 
     @property
     def target(self) -> str:
@@ -91,11 +96,14 @@ def bank(cluster, tmp_path):
             status, body = request(server.base, "POST", "/wallet/create", {}, token)
             assert status == 201, body
             accounts.append(Account(token, body["wallet"], kind))
-    yield Bank(cluster, database, server, accounts)
+    bank = Bank(cluster, database, server, accounts)
+    yield bank
+    bank.proxy.close()
     server.stop()
 
 
-def send(port: int, intent: Intent) -> tuple[int | None, dict | None]:
+def send(port: int, intent: Intent) -> tuple[int | None, bytes, bool]:
+    """One attempt: (status or None on a connection error, body, whether it was a replay)."""
     body = {"wallet": intent.wallet, "amount": str(intent.amount), "summary": intent.key}
     headers = {
         "Content-Type": "application/json",
@@ -106,9 +114,9 @@ def send(port: int, intent: Intent) -> tuple[int | None, dict | None]:
     try:
         connection.request("POST", f"/wallet/{intent.kind}", json.dumps(body), headers)
         response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"null")
+        return response.status, response.read(), response.getheader("Idempotent-Replayed") == "true"
     except (OSError, http.client.HTTPException):
-        return None, None
+        return None, b"", False
     finally:
         connection.close()
 
@@ -116,6 +124,9 @@ def send(port: int, intent: Intent) -> tuple[int | None, dict | None]:
 class Bank:
     def __init__(self, cluster: PostgresCluster, database: str, server: Server, accounts: list[Account]):
         self.cluster, self.database, self.server, self.accounts = cluster, database, server, accounts
+        # Clients talk to gunicorn through a proxy that loses one answer in ten after the request
+        # was executed: the retry with the same key must get the stored answer, not a second execution.
+        self.proxy = LossyProxy(server.port, loss=0.1, seed=len(database))
         self.intents: list[Intent] = []
         self.lock = threading.Lock()
 
@@ -147,10 +158,11 @@ class Bank:
                     self.intents.append(intent)
                 give_up = time.monotonic() + RETRY_FOR
                 while time.monotonic() < give_up:
-                    status, _ = send(self.server.port, intent)
+                    status, body, replayed = send(self.proxy.port, intent)
                     intent.attempts.append(status or "connection error")
+                    intent.replays += replayed
                     if status not in (None, 409) and status < 500:
-                        intent.final = status
+                        intent.final, intent.answer = status, body
                         break
                     time.sleep(rng.uniform(0.05, 0.2))  # the service or its database is down: retry, same key
 
@@ -220,6 +232,14 @@ class Bank:
             involved = {intent.key for intent in self.intents if account.wallet in (intent.wallet, intent.target)}
             assert sorted(item["summary"] for item in history) == sorted(involved)
 
+        # Every request sent again with its key: the same answer, marked as a replay, and nothing moves.
+        for intent in self.intents:
+            status, body, replayed = send(self.server.port, intent)
+            assert (status, body, replayed) == (intent.final, intent.answer, True), intent.key
+        assert self.cluster.query(self.database, "SELECT count(*) FROM wallets_operation") == [(len(self.intents),)]
+        replays = sum(intent.replays for intent in self.intents)
+        assert self.proxy.lost > 0 and replays > 0, "no answer was lost: the replay path was not exercised"
+
         # Keys: one completed record per request, none half-stored.
         keys = self.cluster.query(
             self.database,
@@ -241,9 +261,11 @@ class Bank:
     def report(self, name: str, seconds: float, attempts: Counter, faults: str) -> None:
         outcomes = Counter(intent.final for intent in self.intents)
         retried = sum(1 for intent in self.intents if len(intent.attempts) > 1)
+        replays = sum(intent.replays for intent in self.intents)
         print(
             f"\n[bank:{name}] {len(self.intents)} requests ({outcomes[200]} × 200, {outcomes[402]} × 402) "
-            f"in {seconds:.1f} s; {retried} retried; attempts {dict(attempts)}; faults: {faults}"
+            f"in {seconds:.1f} s; {retried} retried; attempts {dict(attempts)}; {self.proxy.lost} answers lost "
+            f"by the proxy, {replays} replays during the load; faults: {faults}"
         )
 
 
