@@ -25,6 +25,8 @@ THROTTLE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 INTEGER_RE = re.compile(r"[0-9]+")
 # Ten years: a token lifetime beyond this is a typo, and beyond ~2.7 million years it overflows.
 MAX_TOKEN_EXPIRATION_HOURS = Decimal(24 * 365 * 10)
+# A bearer token as RFC 6750 spells it (b64token), long enough not to be guessed.
+METRICS_TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]{16,256}=*")
 
 
 class ConfigError(Exception):
@@ -57,6 +59,7 @@ class Config:
     auth_throttle_rate: ThrottleRate | None
     num_proxies: int
     database_url: str | None
+    metrics_token: str | None
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -159,6 +162,15 @@ def parse_database_url(value: str | None) -> str | None:
     return value
 
 
+def parse_metrics_token(value: str | None) -> str | None:
+    if value is not None and not METRICS_TOKEN_RE.fullmatch(value):
+        raise ConfigError(
+            "WALLET_SERVICE_METRICS_TOKEN",
+            "must be 16 to 256 characters of letters, digits and -._~+/ (e.g. from `openssl rand -hex 32`)",
+        )
+    return value
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Parse and validate every configuration variable; raise ConfigError on the first bad one."""
     env = os.environ if env is None else env
@@ -168,6 +180,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         if not debug:
             raise ConfigError("WALLET_SERVICE_SECRET_KEY", "is required when WALLET_SERVICE_DEBUG_MODE is False")
         secret_key = "insecure-debug-only-secret-key"
+    num_proxies = parse_non_negative_int("WALLET_SERVICE_NUM_PROXIES", _get(env, "WALLET_SERVICE_NUM_PROXIES"), 0)
     return Config(
         log_level=parse_log_level(_get(env, "WALLET_SERVICE_LOG_LEVEL")),
         secret_key=secret_key,
@@ -180,6 +193,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         ),
         workers=parse_workers(_get(env, "WALLET_SERVICE_WORKERS")),
         auth_throttle_rate=parse_throttle_rate(_get(env, "WALLET_SERVICE_AUTH_THROTTLE_RATE")),
-        num_proxies=parse_non_negative_int("WALLET_SERVICE_NUM_PROXIES", _get(env, "WALLET_SERVICE_NUM_PROXIES"), 0),
+        num_proxies=num_proxies,
         database_url=parse_database_url(_get(env, "DATABASE_URL")),
+        metrics_token=parse_metrics_token(_get(env, "WALLET_SERVICE_METRICS_TOKEN")),
     )

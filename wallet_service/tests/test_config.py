@@ -26,6 +26,7 @@ def test_defaults_are_production_safe():
     assert config.auth_throttle_rate == ThrottleRate(20, 60)
     assert config.num_proxies == 0
     assert config.database_url is None
+    assert config.metrics_token is None
 
 
 def test_secret_key_is_required_when_debug_is_off():
@@ -93,6 +94,10 @@ def test_empty_values_mean_default():
         ("WALLET_SERVICE_AUTH_THROTTLE_RATE", "x/minute"),
         ("WALLET_SERVICE_NUM_PROXIES", "-1"),
         ("DATABASE_URL", "mysql://root@localhost/wallet"),
+        ("WALLET_SERVICE_METRICS_TOKEN", "too-short"),
+        ("WALLET_SERVICE_METRICS_TOKEN", "with a space 0123456789"),
+        ("WALLET_SERVICE_METRICS_TOKEN", 'quote"0123456789abcdef'),
+        ("WALLET_SERVICE_METRICS_TOKEN", "x" * 257),
     ],
 )
 def test_invalid_value_is_refused_naming_the_variable(variable, value):
@@ -142,3 +147,8 @@ def test_behind_trusted_proxies_the_forwarded_scheme_is_trusted():
     direct = run_python(["manage.py", "diffsettings"], SECRET)
     assert "SECURE_PROXY_SSL_HEADER = ('HTTP_X_FORWARDED_PROTO', 'https')" in behind.stdout
     assert "SECURE_PROXY_SSL_HEADER" not in direct.stdout
+
+
+def test_metrics_token_is_read():
+    token = "0123456789abcdef-._~+/ABCDEFGH=="
+    assert load_config(SECRET | {"WALLET_SERVICE_METRICS_TOKEN": token}).metrics_token == token
