@@ -177,6 +177,16 @@ if CONFIG.num_proxies:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# TLS ends at a proxy in front (see config.py): the service redirects plain HTTP to HTTPS and sends
+# HSTS only when told to. Health checks and metrics scrapes come over plain HTTP from inside.
+SECURE_SSL_REDIRECT = CONFIG.secure_ssl_redirect
+SECURE_REDIRECT_EXEMPT = [r"^status/?$", r"^metrics/?$"]
+SECURE_HSTS_SECONDS = CONFIG.secure_hsts_seconds
+SECURE_HSTS_INCLUDE_SUBDOMAINS = CONFIG.secure_hsts_include_subdomains
+SECURE_HSTS_PRELOAD = CONFIG.secure_hsts_preload
+# Only the admin uses cookies; `make run` (plain http://127.0.0.1) turns secure cookies off.
+SESSION_COOKIE_SECURE = CONFIG.secure_cookies
+CSRF_COOKIE_SECURE = CONFIG.secure_cookies
 
 # --- Metrics ---------------------------------------------------------------------------------------
 # /metrics (wallet_service/api/metrics.py) asks for this bearer token when it is set.
