@@ -73,6 +73,9 @@ class JsonFormatter(BaseJsonFormatter):
 def logging_config(level: str) -> dict:
     """The ``logging.config.dictConfig`` of the service at ``level`` (``info``, ``warning``...)."""
     level = level.upper()
+    # Django's own line for each 4xx ("Not Found: /wallet/info/<token>") repeats the request line with
+    # the full wallet token in it: only its 5xx lines (with their tracebacks) are kept.
+    django_request_level = logging.getLevelName(max(logging.getLevelName(level), logging.ERROR))
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -87,6 +90,7 @@ def logging_config(level: str) -> dict:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django": {"handlers": ["console"], "level": level, "propagate": False},
+            "django.request": {"handlers": ["console"], "level": django_request_level, "propagate": False},
             # gunicorn's own messages (start-up, worker timeouts); its access log is replaced by
             # the service's request log (wallet_service.request), which carries the request id.
             "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},

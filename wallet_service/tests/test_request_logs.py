@@ -92,7 +92,8 @@ def test_each_request_is_logged_as_one_json_line(client_api, json_logs):
 def test_records_logged_while_serving_a_request_carry_its_id(client_api, json_logs):
     response = client_api.get("/wallet/info/no-such-wallet", HTTP_X_REQUEST_ID="req-404")
     assert response.status_code == 404
-    # Django logs a 4xx after the middleware chain has returned: the id is still the request's.
+    # Django logs a 4xx or 5xx response after the middleware chain has returned (the service keeps
+    # only its 5xx lines, json_logs takes all): the id is still the request's.
     (line,) = json_logs.of("django.request")
     assert (line["level"], line["request_id"], line["status_code"]) == ("WARNING", "req-404", 404)
     assert "request" not in line  # Django's request object is not dumped into the line
@@ -120,6 +121,11 @@ def test_successful_health_checks_and_scrapes_are_logged_at_debug_and_errors_lou
         ("/metrics", "DEBUG"),
         ("/nowhere", "INFO"),
     ]
+
+
+def test_djangos_lines_about_4xx_are_off_and_its_5xx_lines_kept():
+    assert logs.logging_config("info")["loggers"]["django.request"]["level"] == "ERROR"
+    assert logs.logging_config("critical")["loggers"]["django.request"]["level"] == "CRITICAL"
 
 
 def test_an_exception_is_logged_inside_the_json_line():
