@@ -40,23 +40,23 @@ def set_request_id(value: str | None) -> None:
     _request_id.set(value)
 
 
-def current_request_id() -> str | None:
-    return _request_id.get()
-
-
 class JsonFormatter(BaseJsonFormatter):
-    """``{"time", "level", "logger", "message", "request_id", ...extra fields}`` on one line.
+    """``{"time", "level", "logger", "message", "request_id", "pid", ...extra fields}`` on one line.
 
-    ``time`` is ISO 8601 UTC with milliseconds. Fields passed with ``extra=`` follow (for request
-    logs: ``method``, ``path``, ``status``, ``duration_ms``); an exception adds ``exc_info``.
-    Django's request object, which ``django.request`` attaches to its records, is left out: the
-    message already names the path, and its repr is noise.
+    ``time`` is ISO 8601 UTC with milliseconds; ``pid`` tells gunicorn's workers apart. Fields
+    passed with ``extra=`` follow (for request logs: ``method``, ``path``, ``status``,
+    ``duration_ms``); an exception adds ``exc_info``. Django's request object, which
+    ``django.request`` attaches to its records, is left out: the message already names the path,
+    and its repr is noise.
     """
 
+    FIELDS = ["asctime", "levelname", "name", "message", "request_id", "process"]
+    RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
+
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("rename_fields", {"asctime": "time", "levelname": "level", "name": "logger"})
+        kwargs.setdefault("rename_fields", self.RENAMED)
         kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request", "server_time"])
-        super().__init__(["asctime", "levelname", "name", "message", "request_id"], *args, **kwargs)
+        super().__init__(self.FIELDS, *args, **kwargs)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         moment = datetime.fromtimestamp(record.created, tz=UTC)

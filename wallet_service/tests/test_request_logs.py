@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 
@@ -77,6 +78,7 @@ def test_each_request_is_logged_as_one_json_line(client_api, json_logs):
     (line,) = json_logs.of("wallet_service.request")
     assert TIME.fullmatch(line.pop("time"))
     assert isinstance(line.pop("duration_ms"), float)
+    assert line.pop("pid") == os.getpid()
     assert line == {
         "level": "INFO",
         "logger": "wallet_service.request",

@@ -129,7 +129,7 @@ def test_gunicorn_logs_only_json_lines_with_request_ids(tmp_path):
     finally:
         server.stop()
     lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.strip()]
-    assert all({"time", "level", "logger", "message", "request_id"} <= line.keys() for line in lines)
+    assert all({"time", "level", "logger", "message", "request_id", "pid"} <= line.keys() for line in lines)
     # One line for the request (Django's own warning about a 4xx, which repeats it, is off).
     (request_line,) = [line for line in lines if line["request_id"] == "trace-123"]
     assert (request_line["method"], request_line["path"], request_line["status"]) == ("GET", "/wallet/list", 401)
