@@ -121,3 +121,23 @@ def test_counters_move_only_when_the_transaction_commits(company_user):
     assert moved(before) == {"deposits": 1, "deposited": 7.0, "succeeded": 1, "charged": 3.0}
     merchant.refresh_from_db()
     assert merchant.balance == Decimal("3.00")
+
+
+@pytest.mark.django_db
+def test_a_replayed_request_is_not_counted_again(
+    client_api, company_api, merchant_wallet, customer_wallet, django_capture_on_commit_callbacks
+):
+    wallet = WalletFactory(owner=client_api.user)
+    before = scrape()
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            deposit = client_api.post(
+                "/wallet/deposit", {"wallet": wallet.token, "amount": "10"}, HTTP_IDEMPOTENCY_KEY="deposit-1"
+            )
+            assert deposit.status_code == 200
+            for amount, key in (("4", "charge-1"), ("500", "charge-2")):
+                company_api.post(
+                    "/wallet/charge", {"wallet": customer_wallet.token, "amount": amount}, HTTP_IDEMPOTENCY_KEY=key
+                )
+    assert deposit["Idempotent-Replayed"] == "true"
+    assert moved(before) == {"deposits": 1, "deposited": 10, "succeeded": 1, "charged": 4, "insufficient": 1}
