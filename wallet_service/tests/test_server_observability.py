@@ -99,6 +99,8 @@ def test_metrics_add_up_every_worker_even_after_workers_die(tmp_path):
         samples = wait_for(lambda: scrape(base))
         assert business(samples) == expected
         assert samples[("django_http_requests_total_by_method_total", (("method", "POST"),))] >= 18
+        # The embedded SQLite database goes through django-prometheus's backend too.
+        assert samples[("django_db_execute_total", (("alias", "default"), ("vendor", "sqlite")))] > 18
     finally:
         server.stop()
     log = server.log_path.read_text()
