@@ -25,10 +25,12 @@ install: $(VENV)/.runtime
 
 # Without DATABASE_URL the service uses var/db.sqlite3. Debug is off, so a secret key is needed:
 # the one in WALLET_SERVICE_SECRET_KEY, or else one generated once into var/secret_key.
+# It serves plain http://127.0.0.1, so the admin's cookies cannot be HTTPS-only unless asked.
 run: $(VENV)/.runtime
 	@mkdir -p var
 	@test -s var/secret_key || (umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key)
-	@export WALLET_SERVICE_SECRET_KEY="$${WALLET_SERVICE_SECRET_KEY:-$$(cat var/secret_key)}" && \
+	@export WALLET_SERVICE_SECRET_KEY="$${WALLET_SERVICE_SECRET_KEY:-$$(cat var/secret_key)}" \
+	        WALLET_SERVICE_SECURE_COOKIES="$${WALLET_SERVICE_SECURE_COOKIES:-False}" && \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
 	exec $(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT)

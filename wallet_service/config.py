@@ -25,6 +25,11 @@ THROTTLE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 INTEGER_RE = re.compile(r"[0-9]+")
 # Ten years: a token lifetime beyond this is a typo, and beyond ~2.7 million years it overflows.
 MAX_TOKEN_EXPIRATION_HOURS = Decimal(24 * 365 * 10)
+# A bearer token as RFC 6750 spells it (b64token), long enough not to be guessed.
+METRICS_TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]{16,256}=*")
+# HSTS: browsers' preload lists want at least a year; more than two years is a typo.
+HSTS_PRELOAD_MIN_SECONDS = 365 * 24 * 3600
+HSTS_MAX_SECONDS = 2 * 365 * 24 * 3600
 
 
 class ConfigError(Exception):
@@ -57,6 +62,12 @@ class Config:
     auth_throttle_rate: ThrottleRate | None
     num_proxies: int
     database_url: str | None
+    metrics_token: str | None
+    secure_ssl_redirect: bool
+    secure_hsts_seconds: int
+    secure_hsts_include_subdomains: bool
+    secure_hsts_preload: bool
+    secure_cookies: bool
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -159,6 +170,57 @@ def parse_database_url(value: str | None) -> str | None:
     return value
 
 
+def parse_metrics_token(value: str | None) -> str | None:
+    if value is not None and not METRICS_TOKEN_RE.fullmatch(value):
+        raise ConfigError(
+            "WALLET_SERVICE_METRICS_TOKEN",
+            "must be 16 to 256 characters of letters, digits and -._~+/ (e.g. from `openssl rand -hex 32`)",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class TransportSecurity:
+    ssl_redirect: bool
+    hsts_seconds: int
+    hsts_include_subdomains: bool
+    hsts_preload: bool
+    secure_cookies: bool
+
+
+def parse_transport_security(env: Mapping[str, str], num_proxies: int) -> TransportSecurity:
+    """TLS-related settings for a service that sees HTTPS only through a TLS-terminating proxy."""
+    redirect_name = "WALLET_SERVICE_SECURE_SSL_REDIRECT"
+    ssl_redirect = parse_bool(redirect_name, _get(env, redirect_name), default=False)
+    if ssl_redirect and num_proxies < 1:
+        # Without a trusted proxy every request looks like plain HTTP: each would be redirected forever.
+        raise ConfigError(
+            redirect_name, "needs WALLET_SERVICE_NUM_PROXIES of 1 or more (the proxy's X-Forwarded-Proto says https)"
+        )
+    hsts_name = "WALLET_SERVICE_SECURE_HSTS_SECONDS"
+    hsts_seconds = parse_non_negative_int(hsts_name, _get(env, hsts_name), default=0)
+    if hsts_seconds > HSTS_MAX_SECONDS:
+        raise ConfigError(hsts_name, f"{hsts_seconds} is more than two years ({HSTS_MAX_SECONDS})")
+    subdomains_name = "WALLET_SERVICE_SECURE_HSTS_INCLUDE_SUBDOMAINS"
+    subdomains = parse_bool(subdomains_name, _get(env, subdomains_name), default=False)
+    preload_name = "WALLET_SERVICE_SECURE_HSTS_PRELOAD"
+    preload = parse_bool(preload_name, _get(env, preload_name), default=False)
+    if preload and (not subdomains or hsts_seconds < HSTS_PRELOAD_MIN_SECONDS):
+        raise ConfigError(
+            preload_name,
+            f"needs WALLET_SERVICE_SECURE_HSTS_INCLUDE_SUBDOMAINS=True and WALLET_SERVICE_SECURE_HSTS_SECONDS of "
+            f"at least {HSTS_PRELOAD_MIN_SECONDS} (one year), as browsers' preload lists require",
+        )
+    cookies_name = "WALLET_SERVICE_SECURE_COOKIES"
+    return TransportSecurity(
+        ssl_redirect=ssl_redirect,
+        hsts_seconds=hsts_seconds,
+        hsts_include_subdomains=subdomains,
+        hsts_preload=preload,
+        secure_cookies=parse_bool(cookies_name, _get(env, cookies_name), default=True),
+    )
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Parse and validate every configuration variable; raise ConfigError on the first bad one."""
     env = os.environ if env is None else env
@@ -168,6 +230,8 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         if not debug:
             raise ConfigError("WALLET_SERVICE_SECRET_KEY", "is required when WALLET_SERVICE_DEBUG_MODE is False")
         secret_key = "insecure-debug-only-secret-key"
+    num_proxies = parse_non_negative_int("WALLET_SERVICE_NUM_PROXIES", _get(env, "WALLET_SERVICE_NUM_PROXIES"), 0)
+    transport = parse_transport_security(env, num_proxies)
     return Config(
         log_level=parse_log_level(_get(env, "WALLET_SERVICE_LOG_LEVEL")),
         secret_key=secret_key,
@@ -180,6 +244,12 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         ),
         workers=parse_workers(_get(env, "WALLET_SERVICE_WORKERS")),
         auth_throttle_rate=parse_throttle_rate(_get(env, "WALLET_SERVICE_AUTH_THROTTLE_RATE")),
-        num_proxies=parse_non_negative_int("WALLET_SERVICE_NUM_PROXIES", _get(env, "WALLET_SERVICE_NUM_PROXIES"), 0),
+        num_proxies=num_proxies,
         database_url=parse_database_url(_get(env, "DATABASE_URL")),
+        metrics_token=parse_metrics_token(_get(env, "WALLET_SERVICE_METRICS_TOKEN")),
+        secure_ssl_redirect=transport.ssl_redirect,
+        secure_hsts_seconds=transport.hsts_seconds,
+        secure_hsts_include_subdomains=transport.hsts_include_subdomains,
+        secure_hsts_preload=transport.hsts_preload,
+        secure_cookies=transport.secure_cookies,
     )

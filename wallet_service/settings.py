@@ -8,6 +8,7 @@ from __future__ import annotations
 import dj_database_url
 
 from wallet_service.config import BASE_DIR, load_config
+from wallet_service.logs import logging_config
 
 CONFIG = load_config()
 
@@ -22,6 +23,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_prometheus",
+    "wallet_service",
     "corsheaders",
     "rest_framework",
     "knox",
@@ -32,6 +35,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: the request latency metric and the request log cover every other middleware.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "wallet_service.api.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -42,6 +48,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "wallet_service.urls"
@@ -81,7 +88,12 @@ else:
             "NAME": BASE_DIR / "var" / "db.sqlite3",
         }
     }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# django-prometheus's subclasses of Django's backends count connections, queries and errors and time
+# each query (django_db_* metrics); they change nothing else (same vendor, options, conn_max_age).
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends.", 1
+)
+if DATABASES["default"]["ENGINE"] == "django_prometheus.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
@@ -133,8 +145,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 # --- CORS ----------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = list(CONFIG.allowed_origins)
-CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-key", "origin", "user-agent"]
-CORS_EXPOSE_HEADERS = ["Link", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed"]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "origin",
+    "user-agent",
+    "x-request-id",
+]
+CORS_EXPOSE_HEADERS = ["Link", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed", "X-Request-ID"]
 
 # --- Internationalisation, static files ----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -157,19 +177,22 @@ if CONFIG.num_proxies:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# TLS ends at a proxy in front (see config.py): the service redirects plain HTTP to HTTPS and sends
+# HSTS only when told to. Health checks and metrics scrapes come over plain HTTP from inside.
+SECURE_SSL_REDIRECT = CONFIG.secure_ssl_redirect
+SECURE_REDIRECT_EXEMPT = [r"^status/?$", r"^metrics/?$"]
+SECURE_HSTS_SECONDS = CONFIG.secure_hsts_seconds
+SECURE_HSTS_INCLUDE_SUBDOMAINS = CONFIG.secure_hsts_include_subdomains
+SECURE_HSTS_PRELOAD = CONFIG.secure_hsts_preload
+# Only the admin uses cookies; `make run` (plain http://127.0.0.1) turns secure cookies off.
+SESSION_COOKIE_SECURE = CONFIG.secure_cookies
+CSRF_COOKIE_SECURE = CONFIG.secure_cookies
+
+# --- Metrics ---------------------------------------------------------------------------------------
+# /metrics (wallet_service/api/metrics.py) asks for this bearer token when it is set.
+WALLET_SERVICE_METRICS_TOKEN = CONFIG.metrics_token
 
 # --- Logging -------------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": CONFIG.log_level.upper()},
-    "loggers": {
-        "django": {"handlers": ["console"], "level": CONFIG.log_level.upper(), "propagate": False},
-    },
-}
+# One JSON object per line on stderr, each with the id of the request it belongs to (wallet_service/logs.py).
+LOGGING_CONFIG = "wallet_service.logs.configure_logging"
+LOGGING = logging_config(CONFIG.log_level)

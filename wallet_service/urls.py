@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from wallet_service.api.metrics import metrics_view
 from wallet_service.api.routing import endpoint
 from wallet_service.api.views import ProblemTypeApi, StatusApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     endpoint("status", StatusApi.as_view(), name="status"),
+    endpoint("metrics", metrics_view, name="metrics"),
     endpoint(r"problems/(?P<code>[a-z_]{1,64})", ProblemTypeApi.as_view(), name="problem-type"),
     path("", include("accounts.urls")),
     path("", include("wallets.urls")),

@@ -21,6 +21,7 @@ from django.db.models import Subquery
 
 from accounts.models import User
 from wallet_service.api.errors import FieldError, ServiceError
+from wallets import metrics
 from wallets.errors import InsufficientFunds, MerchantWalletMissing, SameWallet, WalletLimitReached, WalletNotFound
 from wallets.models import MAX_BALANCE, Operation, PendingCredit, Wallet
 
@@ -147,6 +148,7 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
         wallet.current_balance = _fold_and_add(
             wallet, amount, over_max=f"The deposit would take the balance over {MAX_BALANCE}."
         )
+        metrics.record_deposit(amount=amount)
         return Operation.objects.create(
             kind=Operation.Kind.DEPOSIT, source=None, target=wallet, amount=amount, summary=summary, success=True
         )
@@ -213,6 +215,7 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
             summary=summary,
             success=success,
         )
+        metrics.record_charge(amount=amount, success=success)
     # Outside the atomic block: the failed attempt is committed before the error is raised.
     if not operation.success:
         raise InsufficientFunds(operation)

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
+from django.core.signals import request_finished
+
+from wallet_service import logs
+
+request_logger = logging.getLogger("wallet_service.request")
+
 
 class DefaultJSONContentTypeMiddleware:
     """Treat a request body sent without ``Content-Type`` as JSON.
@@ -19,3 +28,65 @@ class DefaultJSONContentTypeMiddleware:
         if not meta.get("CONTENT_TYPE") and meta.get("CONTENT_LENGTH", "0") not in ("", "0"):
             meta["CONTENT_TYPE"] = "application/json"
         return self.get_response(request)
+
+
+class RequestLogMiddleware:
+    """Give each request an id, answer it in ``X-Request-ID``, and log one JSON line per request.
+
+    The id is the incoming ``X-Request-ID`` when it is a plausible id (see
+    ``wallet_service.logs.REQUEST_ID_RE``), else a new one; every record logged while the request
+    is served carries it. The request line (logger ``wallet_service.request``) has ``method``,
+    ``path``, ``status`` and ``duration_ms``. It is at INFO, at ERROR for a 5xx, and at DEBUG for
+    successful health and metrics scrapes, which would otherwise drown everything else. A wallet
+    token in the path is cut to its first characters: with it, any company could charge the wallet.
+    """
+
+    QUIET_PATHS = ("/status", "/status/", "/metrics", "/metrics/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = logs.accept_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        # Kept until the response is closed (request_finished), not only until this returns: Django
+        # logs 4xx and 5xx responses (logger django.request) after the middleware chain.
+        logs.set_request_id(request_id)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        status = response.status_code
+        if status >= 500:
+            level = logging.ERROR
+        elif status < 400 and request.path in self.QUIET_PATHS:
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+        path = logged_path(request)
+        request_logger.log(
+            level,
+            "%s %s %s",
+            request.method,
+            path,
+            status,
+            extra={"method": request.method, "path": path, "status": status, "duration_ms": duration_ms},
+        )
+        return response
+
+
+def forget_request_id(**kwargs) -> None:
+    logs.set_request_id(None)
+
+
+request_finished.connect(forget_request_id, dispatch_uid="wallet_service.forget_request_id")
+
+
+def logged_path(request) -> str:
+    """The request's path with any wallet token in it shortened to a recognisable prefix."""
+    path = request.path
+    match = getattr(request, "resolver_match", None)
+    token = match.kwargs.get("token") if match else None
+    if isinstance(token, str) and len(token) > 8 and token in path:
+        before, _, after = path.rpartition(token)
+        path = f"{before}{token[:6]}...{after}"
+    return path

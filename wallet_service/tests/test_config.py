@@ -26,6 +26,9 @@ def test_defaults_are_production_safe():
     assert config.auth_throttle_rate == ThrottleRate(20, 60)
     assert config.num_proxies == 0
     assert config.database_url is None
+    assert config.metrics_token is None
+    assert (config.secure_ssl_redirect, config.secure_hsts_seconds, config.secure_cookies) == (False, 0, True)
+    assert (config.secure_hsts_include_subdomains, config.secure_hsts_preload) == (False, False)
 
 
 def test_secret_key_is_required_when_debug_is_off():
@@ -93,6 +96,16 @@ def test_empty_values_mean_default():
         ("WALLET_SERVICE_AUTH_THROTTLE_RATE", "x/minute"),
         ("WALLET_SERVICE_NUM_PROXIES", "-1"),
         ("DATABASE_URL", "mysql://root@localhost/wallet"),
+        ("WALLET_SERVICE_METRICS_TOKEN", "too-short"),
+        ("WALLET_SERVICE_METRICS_TOKEN", "with a space 0123456789"),
+        ("WALLET_SERVICE_METRICS_TOKEN", 'quote"0123456789abcdef'),
+        ("WALLET_SERVICE_METRICS_TOKEN", "x" * 257),
+        ("WALLET_SERVICE_SECURE_SSL_REDIRECT", "yes please"),
+        ("WALLET_SERVICE_SECURE_HSTS_SECONDS", "-1"),
+        ("WALLET_SERVICE_SECURE_HSTS_SECONDS", "1y"),
+        ("WALLET_SERVICE_SECURE_HSTS_SECONDS", "63072001"),
+        ("WALLET_SERVICE_SECURE_HSTS_INCLUDE_SUBDOMAINS", "sometimes"),
+        ("WALLET_SERVICE_SECURE_COOKIES", "2"),
     ],
 )
 def test_invalid_value_is_refused_naming_the_variable(variable, value):
@@ -142,3 +155,37 @@ def test_behind_trusted_proxies_the_forwarded_scheme_is_trusted():
     direct = run_python(["manage.py", "diffsettings"], SECRET)
     assert "SECURE_PROXY_SSL_HEADER = ('HTTP_X_FORWARDED_PROTO', 'https')" in behind.stdout
     assert "SECURE_PROXY_SSL_HEADER" not in direct.stdout
+
+
+TRANSPORT = {
+    "WALLET_SERVICE_NUM_PROXIES": "1",
+    "WALLET_SERVICE_SECURE_SSL_REDIRECT": "True",
+    "WALLET_SERVICE_SECURE_HSTS_SECONDS": "31536000",
+    "WALLET_SERVICE_SECURE_HSTS_INCLUDE_SUBDOMAINS": "True",
+    "WALLET_SERVICE_SECURE_HSTS_PRELOAD": "True",
+    "WALLET_SERVICE_SECURE_COOKIES": "False",
+}
+
+
+def test_metrics_token_and_transport_security_are_read():
+    token = "0123456789abcdef-._~+/ABCDEFGH=="
+    config = load_config(SECRET | TRANSPORT | {"WALLET_SERVICE_METRICS_TOKEN": token})
+    assert config.metrics_token == token
+    assert (config.secure_ssl_redirect, config.secure_hsts_seconds, config.secure_cookies) == (True, 31536000, False)
+    assert (config.secure_hsts_include_subdomains, config.secure_hsts_preload) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("variable", "changes"),
+    [
+        # Without a trusted proxy every request looks like plain HTTP: the redirect would loop.
+        ("WALLET_SERVICE_SECURE_SSL_REDIRECT", {"WALLET_SERVICE_NUM_PROXIES": "0"}),
+        # Preload lists refuse a site without includeSubDomains or with less than a year.
+        ("WALLET_SERVICE_SECURE_HSTS_PRELOAD", {"WALLET_SERVICE_SECURE_HSTS_INCLUDE_SUBDOMAINS": "False"}),
+        ("WALLET_SERVICE_SECURE_HSTS_PRELOAD", {"WALLET_SERVICE_SECURE_HSTS_SECONDS": "31535999"}),
+    ],
+)
+def test_transport_settings_that_cannot_work_together_are_refused(variable, changes):
+    with pytest.raises(ConfigError) as raised:
+        load_config(SECRET | TRANSPORT | changes)
+    assert raised.value.variable == variable

@@ -1,0 +1,105 @@
+"""Structured logs: one JSON object per line, each carrying the id of the request it belongs to.
+
+Both Django (settings.LOGGING) and gunicorn (gunicorn.conf.py) format their records with
+``JsonFormatter``, so every line on stderr is JSON. This module imports nothing from Django:
+gunicorn's master process uses it before any Django code is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
+
+# An incoming X-Request-ID is kept when it looks like an id (a UUID, a hex digest, a proxy's
+# "Root=1-abc-def"); anything else, or anything longer, is replaced by a fresh id.
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:=+/@-]{1,128}")
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept_request_id(value: str | None) -> str:
+    """The request's id: the client's or proxy's ``X-Request-ID`` when it is a plausible id, else a new one."""
+    if value and REQUEST_ID_RE.fullmatch(value):
+        return value
+    return new_request_id()
+
+
+def set_request_id(value: str | None) -> None:
+    """Make ``value`` the id of every record logged from now on in this thread (``None``: no request)."""
+    _request_id.set(value)
+
+
+class JsonFormatter(BaseJsonFormatter):
+    """``{"time", "level", "logger", "message", "request_id", "pid", ...extra fields}`` on one line.
+
+    ``time`` is ISO 8601 UTC with milliseconds; ``pid`` tells gunicorn's workers apart. Fields
+    passed with ``extra=`` follow (for request logs: ``method``, ``path``, ``status``,
+    ``duration_ms``); an exception adds ``exc_info``. Django's request object, which
+    ``django.request`` attaches to its records, is left out: the message already names the path,
+    and its repr is noise.
+    """
+
+    FIELDS = ["asctime", "levelname", "name", "message", "request_id", "process"]
+    RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("rename_fields", self.RENAMED)
+        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request", "server_time"])
+        super().__init__(self.FIELDS, *args, **kwargs)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, tz=UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    def add_fields(self, log_data, record, message_dict) -> None:
+        # The id of the request being served (None outside a request): a StreamHandler formats each
+        # record in the thread that logs it, at once.
+        if not hasattr(record, "request_id"):
+            record.request_id = _request_id.get()
+        super().add_fields(log_data, record, message_dict)
+
+
+def logging_config(level: str) -> dict:
+    """The ``logging.config.dictConfig`` of the service at ``level`` (``info``, ``warning``...)."""
+    level = level.upper()
+    # Django's own line for each 4xx ("Not Found: /wallet/info/<token>") repeats the request line with
+    # the full wallet token in it: only its 5xx lines (with their tracebacks) are kept.
+    django_request_level = logging.getLevelName(max(logging.getLevelName(level), logging.ERROR))
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "wallet_service.logs.JsonFormatter"}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "json",
+            },
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "django": {"handlers": ["console"], "level": level, "propagate": False},
+            "django.request": {"handlers": ["console"], "level": django_request_level, "propagate": False},
+            # gunicorn's own messages (start-up, worker timeouts); its access log is replaced by
+            # the service's request log (wallet_service.request), which carries the request id.
+            "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},
+            "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        },
+    }
+
+
+def configure_logging(config: dict) -> None:
+    """Django's LOGGING_CONFIG: apply ``config``, and log Python warnings as JSON lines too (py.warnings)."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)

@@ -1,0 +1,93 @@
+"""GET /metrics: Prometheus text with request, latency and database metrics; the optional bearer token."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from prometheus_client.parser import text_string_to_metric_families
+
+from wallet_service.tests.utils import assert_problem
+
+TOKEN = "metrics-token-0123456789abcdef"
+
+
+def families(response) -> dict:
+    return {family.name: family for family in text_string_to_metric_families(response.content.decode())}
+
+
+def sample_value(family, **labels) -> float:
+    return sum(
+        sample.value
+        for sample in family.samples
+        if sample.name.endswith("_total") and labels.items() <= sample.labels.items()
+    )
+
+
+@pytest.mark.django_db
+def test_metrics_are_prometheus_text_with_requests_latency_and_database(api_client):
+    api_client.get("/status")
+    api_client.get("/status/")
+    response = api_client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    found = families(response)
+    # Requests by view (never by raw path: wallet tokens would make one series per wallet) and latency.
+    assert sample_value(found["django_http_responses_total_by_status_view_method"], view="status", status="200") >= 2
+    assert found["django_http_requests_latency_seconds_by_view_method"].type == "histogram"
+    # The database wrapper counts the status check's query and the connection it opened.
+    assert sample_value(found["django_db_execute"], vendor="postgresql") >= 2
+    assert "django_db_new_connections" in found
+    assert "django_db_query_duration_seconds" in found
+    # Business counters exist from the start, at zero or more.
+    assert {"wallet_deposits", "wallet_charges", "wallet_deposited_amount", "wallet_charged_amount"} <= found.keys()
+
+
+def test_the_database_wrapper_keeps_persistent_connections_and_health_checks():
+    database = connection.settings_dict
+    assert database["ENGINE"] == "django_prometheus.db.backends.postgresql"
+    assert connection.vendor == "postgresql"
+    assert (database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]) == (600, True)
+
+
+@pytest.mark.django_db
+def test_metrics_are_open_without_a_token(api_client, settings):
+    settings.WALLET_SERVICE_METRICS_TOKEN = None
+    assert api_client.get("/metrics").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [
+        (None, "not_authenticated"),
+        ("Bearer", "not_authenticated"),
+        (f"Token {TOKEN}", "not_authenticated"),
+        ("Bearer wrong-token-0123456789abcdef", "authentication_failed"),
+        (f"Bearer {TOKEN}x", "authentication_failed"),
+        (f"Bearer {TOKEN[:-1]}", "authentication_failed"),
+    ],
+)
+def test_with_a_token_metrics_need_it_as_a_bearer_credential(api_client, settings, authorization, code):
+    settings.WALLET_SERVICE_METRICS_TOKEN = TOKEN
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    response = api_client.get("/metrics", **headers)
+    assert_problem(response, 401, code)
+    assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert b"django_http" not in response.content
+
+
+@pytest.mark.django_db
+def test_with_the_right_token_metrics_are_served(api_client, settings):
+    settings.WALLET_SERVICE_METRICS_TOKEN = TOKEN
+    for scheme in ("Bearer", "bearer"):
+        response = api_client.get("/metrics/", HTTP_AUTHORIZATION=f"{scheme} {TOKEN}")
+        assert response.status_code == 200
+        assert "wallet_deposits" in families(response)
+
+
+@pytest.mark.django_db
+def test_metrics_only_answer_get_and_head(api_client):
+    assert api_client.head("/metrics").status_code == 200
+    response = api_client.post("/metrics", {})
+    assert_problem(response, 405, "method_not_allowed")
+    assert response["Allow"] == "GET, HEAD"

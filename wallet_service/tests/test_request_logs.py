@@ -1,0 +1,140 @@
+"""Structured logs: the request id (taken or made, echoed in X-Request-ID) and one JSON line per record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+
+import pytest
+
+from wallet_service import logs
+from wallets.tests.factories import WalletFactory
+
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+class JsonLines(logging.Handler):
+    """Formats each record as the service's console handler does: at once, in the logging thread."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logs.JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def of(self, logger: str) -> list[dict]:
+        parsed = [json.loads(line) for line in self.lines]
+        return [line for line in parsed if line["logger"] == logger]
+
+
+@pytest.fixture
+def json_logs():
+    handler = JsonLines()
+    loggers = [logging.getLogger(name) for name in ("wallet_service.request", "django.request")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield handler
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert all("\n" not in line for line in handler.lines)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "incoming",
+    ["0f8fa1f2-4b5e-4c8e-9a3e-1c2d3e4f5a6b", "abc", "Root=1-67891233-abcdef012345678912345678", "x" * 128],
+)
+def test_a_plausible_incoming_request_id_is_kept_and_echoed(api_client, json_logs, incoming):
+    response = api_client.get("/wallet/list", HTTP_X_REQUEST_ID=incoming)
+    assert response.status_code == 401
+    assert response["X-Request-ID"] == incoming
+    assert [line["request_id"] for line in json_logs.of("wallet_service.request")] == [incoming]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("incoming", [None, "", "x" * 129, "has space", 'quote"d', "semi;colon", "é"])
+def test_a_missing_or_implausible_request_id_is_replaced_by_a_new_one(api_client, json_logs, incoming):
+    headers = {} if incoming is None else {"HTTP_X_REQUEST_ID": incoming}
+    first = api_client.get("/wallet/list", **headers)["X-Request-ID"]
+    second = api_client.get("/wallet/list", **headers)["X-Request-ID"]
+    assert GENERATED_ID.fullmatch(first) and GENERATED_ID.fullmatch(second)
+    assert first != second
+    assert [line["request_id"] for line in json_logs.of("wallet_service.request")] == [first, second]
+
+
+@pytest.mark.django_db
+def test_each_request_is_logged_as_one_json_line(client_api, json_logs):
+    response = client_api.post("/wallet/create", {}, HTTP_X_REQUEST_ID="req-42")
+    assert response.status_code == 201
+    (line,) = json_logs.of("wallet_service.request")
+    assert TIME.fullmatch(line.pop("time"))
+    assert isinstance(line.pop("duration_ms"), float)
+    assert line.pop("pid") == os.getpid()
+    assert line == {
+        "level": "INFO",
+        "logger": "wallet_service.request",
+        "message": "POST /wallet/create 201",
+        "request_id": "req-42",
+        "method": "POST",
+        "path": "/wallet/create",
+        "status": 201,
+    }
+
+
+@pytest.mark.django_db
+def test_records_logged_while_serving_a_request_carry_its_id(client_api, json_logs):
+    response = client_api.get("/wallet/info/no-such-wallet", HTTP_X_REQUEST_ID="req-404")
+    assert response.status_code == 404
+    # Django logs a 4xx or 5xx response after the middleware chain has returned (the service keeps
+    # only its 5xx lines, json_logs takes all): the id is still the request's.
+    (line,) = json_logs.of("django.request")
+    assert (line["level"], line["request_id"], line["status_code"]) == ("WARNING", "req-404", 404)
+    assert "request" not in line  # Django's request object is not dumped into the line
+    # Once the response is closed, records carry no id.
+    logging.getLogger("wallet_service.request").info("between requests")
+    assert json_logs.of("wallet_service.request")[-1]["request_id"] is None
+
+
+@pytest.mark.django_db
+def test_wallet_tokens_in_paths_are_shortened_in_the_request_log(client_api, json_logs):
+    wallet = WalletFactory(owner=client_api.user)
+    assert client_api.get(f"/wallet/history/{wallet.token}").status_code == 200
+    (line,) = json_logs.of("wallet_service.request")
+    assert line["path"] == f"/wallet/history/{wallet.token[:6]}..."
+    assert wallet.token not in json.dumps(line)
+
+
+@pytest.mark.django_db
+def test_successful_health_checks_and_scrapes_are_logged_at_debug_and_errors_louder(api_client, json_logs):
+    assert api_client.get("/status").status_code == 200
+    assert api_client.get("/metrics").status_code == 200
+    assert api_client.get("/nowhere").status_code == 404
+    assert [(line["path"], line["level"]) for line in json_logs.of("wallet_service.request")] == [
+        ("/status", "DEBUG"),
+        ("/metrics", "DEBUG"),
+        ("/nowhere", "INFO"),
+    ]
+
+
+def test_djangos_lines_about_4xx_are_off_and_its_5xx_lines_kept():
+    assert logs.logging_config("info")["loggers"]["django.request"]["level"] == "ERROR"
+    assert logs.logging_config("critical")["loggers"]["django.request"]["level"] == "CRITICAL"
+
+
+def test_an_exception_is_logged_inside_the_json_line():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed: %s", ("it",), sys.exc_info())
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert (line["level"], line["message"]) == ("ERROR", "failed: it")
+    assert "ValueError: boom" in line["exc_info"]
