@@ -2,10 +2,10 @@
 
     python3 deploy/smoke.py http://127.0.0.1:8000
 
-A client signs up, opens a wallet and tops it up; a company signs up, opens its wallet and charges
-the client (once within the balance, once beyond it); both histories and /status are read back.
-Standard library only, so that it runs from any Python 3 against any deployment. Exits non-zero
-at the first answer that is not the contract's.
+A client signs up, opens a wallet and tops it up (the top-up sent twice with one Idempotency-Key);
+a company signs up, opens its wallet and charges the client (once within the balance, once beyond
+it); both histories and /status are read back. Standard library only, so that it runs from any
+Python 3 against any deployment. Exits non-zero at the first answer that is not the contract's.
 """
 
 from __future__ import annotations
@@ -21,8 +21,18 @@ class Failure(Exception):
     pass
 
 
-def call(base: str, method: str, path: str, body=None, token: str | None = None, expect: int = 200):
+def call(
+    base: str,
+    method: str,
+    path: str,
+    body=None,
+    token: str | None = None,
+    expect: int = 200,
+    idempotency_key: str | None = None,
+):
     headers = {"Accept": "application/json"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -68,8 +78,13 @@ def run(base: str) -> None:
     wallet, _ = call(base, "POST", "/wallet/create", {}, client_token, expect=201)
     check(wallet["balance"] == "0.00", f"new wallet {wallet!r}")
     client_wallet = wallet["wallet"]
-    deposit, _ = call(base, "POST", "/wallet/deposit", {"wallet": client_wallet, "amount": "100.00"}, client_token)
+    top_up = {"wallet": client_wallet, "amount": "100.00"}
+    key = f"smoke-{suffix}"
+    deposit, _ = call(base, "POST", "/wallet/deposit", top_up, client_token, idempotency_key=key)
     check(deposit == {"wallet": client_wallet, "balance": "100.00"}, f"deposit answer {deposit!r}")
+    # The same request again with its Idempotency-Key: the stored answer, and no second deposit.
+    replay, headers = call(base, "POST", "/wallet/deposit", top_up, client_token, idempotency_key=key)
+    check(replay == deposit and headers.get("Idempotent-Replayed") == "true", f"replayed deposit {replay!r}")
 
     company, _ = call(
         base,
