@@ -107,10 +107,15 @@ build_args=(--format docker --network host --tag "$IMAGE")
 if [[ -s /etc/ssl/certs/ca-certificates.crt ]]; then
     build_args+=(--secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt)
 fi
+previous_image=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 podman build "${build_args[@]}" . >"$STATE/build.log" 2>&1 || {
     tail -n 40 "$STATE/build.log"
     fail "podman build"
 }
+# The image this build replaced: nothing uses it any more (the build cache lives in other layers).
+if [[ -n "$previous_image" && "$previous_image" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
+    podman rmi "$previous_image" >/dev/null 2>&1 || true
+fi
 user=$(podman image inspect --format '{{.Config.User}}' "$IMAGE")
 [[ "$user" == 10001:10001 ]] || fail "image user is '$user', expected 10001:10001"
 health=$(podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE")
@@ -271,6 +276,7 @@ migrate_once
 podman logs "${COMPOSE_PROJECT}_migrate_1" 2>&1 | grep -q 'No migrations to apply' ||
     fail "the database did not survive down/up in its named volume"
 podman_compose down --volumes || fail "podman-compose down --volumes"
+podman untag "$IMAGE" localhost/wallet-service:latest
 passed "stack up, HTTP session passed, web healthy; after down/up the data was still in the volume"
 
 echo
