@@ -17,6 +17,7 @@ PG_SERVER="${DEPLOY_CHECK_PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB_NAME="${DEPLOY_CHECK_DB:-wallet_deploy_check}"
 DATABASE_URL_CHECK="$PG_SERVER/$DB_NAME"
 SECRET_KEY_CHECK="deploy-check-only-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+METRICS_TOKEN_CHECK="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 CONTAINERS=(wallet-deploy-check-migrate-1 wallet-deploy-check-migrate-2 wallet-deploy-check-web wallet-deploy-check-nodb)
 mkdir -p "$STATE"
 
@@ -153,16 +154,17 @@ fi
 grep -q 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log" || fail "$(cat "$STATE/bad-config.log")"
 passed "$(grep -m1 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log")"
 
-step "Service: the image serves the API; signup, wallet, deposit, company charge, history and /status over HTTP"
+step "Service: the image serves the API; signup, wallet, deposit, company charge, history, /status, /metrics over HTTP"
 WEB_PORT=$(free_port)
 podman run --detach --name wallet-deploy-check-web "${confined[@]}" "${app_env[@]}" \
-    --env HOST=127.0.0.1 --env PORT="$WEB_PORT" --env WALLET_SERVICE_WORKERS=2 "$IMAGE" >"$STATE/web-run.log" 2>&1 ||
+    --env HOST=127.0.0.1 --env PORT="$WEB_PORT" --env WALLET_SERVICE_WORKERS=2 \
+    --env WALLET_SERVICE_METRICS_TOKEN="$METRICS_TOKEN_CHECK" "$IMAGE" >"$STATE/web-run.log" 2>&1 ||
     fail "$(cat "$STATE/web-run.log")"
 for _ in $(seq 1 60); do
     curl --silent --fail --output /dev/null "http://127.0.0.1:$WEB_PORT/status" && break
     sleep 0.5
 done
-python3 deploy/smoke.py "http://127.0.0.1:$WEB_PORT" || {
+python3 deploy/smoke.py "http://127.0.0.1:$WEB_PORT" --metrics-token "$METRICS_TOKEN_CHECK" || {
     podman logs --tail 30 wallet-deploy-check-web
     fail "smoke test"
 }
@@ -216,7 +218,9 @@ done
 [[ "$recap" == *" changed=0 "* ]] || fail "the second run changed something: $(grep -E '^changed' "$STATE/ansible-run-2.log")"
 [[ "$(sha256sum "$host_dir/secrets/secret_key")" == "$secret_before" ]] || fail "the secret key changed"
 [[ "$(stat -c %a "$host_dir/.env")" == 600 ]] || fail ".env is not private"
-grep -q "^WALLET_SERVICE_SECRET_KEY=..*" "$host_dir/.env" || fail ".env has no secret key"
+for name in WALLET_SERVICE_SECRET_KEY POSTGRES_PASSWORD WALLET_SERVICE_METRICS_TOKEN; do
+    grep -Eq "^$name='[A-Za-z0-9]{64}'$" "$host_dir/.env" || fail ".env has no generated $name"
+done
 "$compose" --project-directory "$host_dir/current" --env-file "$host_dir/.env" config --quiet ||
     fail "the deployed compose project does not validate with the rendered .env"
 passed "release shipped and unpacked, secrets generated once and kept, .env rendered (0600), /status awaited"

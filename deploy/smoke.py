@@ -1,15 +1,17 @@
 """Drive a running wallet service over HTTP and check its answers: the deploy check's smoke test.
 
-    python3 deploy/smoke.py http://127.0.0.1:8000
+    python3 deploy/smoke.py http://127.0.0.1:8000 [--metrics-token TOKEN]
 
 A client signs up, opens a wallet and tops it up (the top-up sent twice with one Idempotency-Key);
 a company signs up, opens its wallet and charges the client (once within the balance, once beyond
-it); both histories and /status are read back. Standard library only, so that it runs from any
-Python 3 against any deployment. Exits non-zero at the first answer that is not the contract's.
+it); both histories, /status and the business counters at /metrics are read back. Standard library
+only, so that it runs from any Python 3 against any deployment. Exits non-zero at the first answer
+that is not the contract's.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import secrets
 import sys
@@ -29,8 +31,10 @@ def call(
     token: str | None = None,
     expect: int = 200,
     idempotency_key: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+    raw: bool = False,
 ):
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json", **(extra_headers or {})}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     data = None
@@ -42,14 +46,15 @@ def call(
     request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            status, response_headers, raw = response.status, response.headers, response.read()
+            status, response_headers, body = response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        status, response_headers, raw = error.code, error.headers, error.read()
+        status, response_headers, body = error.code, error.headers, error.read()
     if status != expect:
-        raise Failure(f"{method} {path}: expected {expect}, got {status}: {raw[:500]!r}")
-    payload = json.loads(raw) if raw else None
+        raise Failure(f"{method} {path}: expected {expect}, got {status}: {body[:500]!r}")
     print(f"  ok  {method} {path} -> {status}")
-    return payload, response_headers
+    if raw:
+        return body.decode(), response_headers
+    return (json.loads(body) if body else None), response_headers
 
 
 def check(condition: bool, message: str) -> None:
@@ -57,7 +62,29 @@ def check(condition: bool, message: str) -> None:
         raise Failure(message)
 
 
-def run(base: str) -> None:
+def sample(metrics: str, name: str) -> float:
+    """The value of one sample line (``name`` with its labels) of a Prometheus text exposition."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise Failure(f"/metrics has no sample {name}")
+
+
+def check_metrics(base: str, token: str | None) -> None:
+    """/metrics behind its token (or open without one), counting at least this session's money moves."""
+    headers = {"Accept": "text/plain"}
+    if token:
+        call(base, "GET", "/metrics", expect=401, extra_headers=headers, raw=True)
+        headers["Authorization"] = f"Bearer {token}"
+    metrics, _ = call(base, "GET", "/metrics", extra_headers=headers, raw=True)
+    # Counters add up every gunicorn worker's (multiprocess mode), so they hold at least this session's.
+    check(sample(metrics, "wallet_deposits_total") >= 1, "deposits not counted")
+    check(sample(metrics, 'wallet_charges_total{outcome="succeeded"}') >= 1, "charges not counted")
+    check(sample(metrics, 'wallet_charges_total{outcome="insufficient_funds"}') >= 1, "failed charges not counted")
+    check(sample(metrics, "wallet_charged_amount_total") >= 25, "charged amount not counted")
+
+
+def run(base: str, metrics_token: str | None) -> None:
     base = base.rstrip("/")
     status, _ = call(base, "GET", "/status")
     check(status == {"status": "ok"}, f"/status body {status!r}")
@@ -137,13 +164,18 @@ def run(base: str) -> None:
     check(len(page) == 1 and 'rel="next"' in (headers.get("Link") or ""), "history pagination Link header missing")
     merchant_history, _ = call(base, "GET", f"/wallet/history/{merchant_wallet}/", token=company_token)
     check([item["success"] for item in merchant_history] == [False, True], f"merchant history {merchant_history!r}")
+    check_metrics(base, metrics_token)
 
 
 def main() -> int:
-    base = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base", nargs="?", default="http://127.0.0.1:8000")
+    parser.add_argument("--metrics-token", help="the service's WALLET_SERVICE_METRICS_TOKEN, if it has one")
+    args = parser.parse_args()
+    base = args.base
     print(f"smoke test against {base}")
     try:
-        run(base)
+        run(base, args.metrics_token)
     except (Failure, OSError, KeyError, ValueError) as error:
         print(f"FAILED: {error}")
         return 1
