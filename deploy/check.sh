@@ -146,13 +146,20 @@ waiters=$(grep -l 'No migrations to apply' "$STATE"/migrate-*.log | wc -l)
 ((appliers == 1 && waiters == 1)) || fail "expected one container to apply and one to find nothing ($appliers, $waiters)"
 passed "both exited 0: one applied every migration, the other then found none to apply"
 
-step "Start-up refuses a bad configuration, naming the variable"
+step "Configuration: check --deploy is clean with production values; a bad variable stops start-up, naming it"
+production_env=(--env WALLET_SERVICE_ALLOWED_HOSTS=wallet.example.com --env WALLET_SERVICE_NUM_PROXIES=1
+    --env WALLET_SERVICE_SECURE_SSL_REDIRECT=True --env WALLET_SERVICE_SECURE_HSTS_SECONDS=31536000
+    --env WALLET_SERVICE_SECURE_HSTS_INCLUDE_SUBDOMAINS=True --env WALLET_SERVICE_SECURE_HSTS_PRELOAD=True
+    --env WALLET_SERVICE_METRICS_TOKEN="$METRICS_TOKEN_CHECK")
+podman run --rm --no-healthcheck "${confined[@]}" "${app_env[@]}" "${production_env[@]}" --entrypoint python \
+    "$IMAGE" manage.py check --deploy --fail-level WARNING >"$STATE/check-deploy.log" 2>&1 ||
+    fail "check --deploy: $(cat "$STATE/check-deploy.log")"
 if podman run --rm --no-healthcheck "${confined[@]}" "${app_env[@]}" --env WALLET_SERVICE_WORKERS=0 \
     "$IMAGE" >"$STATE/bad-config.log" 2>&1; then
     fail "gunicorn started with WALLET_SERVICE_WORKERS=0"
 fi
 grep -q 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log" || fail "$(cat "$STATE/bad-config.log")"
-passed "$(grep -m1 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log")"
+passed "check --deploy: $(tail -n 1 "$STATE/check-deploy.log"); $(grep -m1 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log")"
 
 step "Service: the image serves the API; signup, wallet, deposit, company charge, history, /status, /metrics over HTTP"
 WEB_PORT=$(free_port)
@@ -169,9 +176,20 @@ python3 deploy/smoke.py "http://127.0.0.1:$WEB_PORT" --metrics-token "$METRICS_T
     fail "smoke test"
 }
 podman healthcheck run wallet-deploy-check-web || fail "the container's HEALTHCHECK says unhealthy"
+# The container's output is JSON lines (gunicorn's and the service's), requests logged with their id.
+podman logs wallet-deploy-check-web >"$STATE/web.log" 2>&1
+python3 - "$STATE/web.log" <<'PY' || fail "the container's log is not JSON lines with request ids"
+import json
+import sys
+
+records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+requests = [r for r in records if r.get("logger") == "wallet_service.request" and r.get("request_id")]
+assert requests, "no request line with a request_id"
+print(f"    {len(records)} log lines, all JSON; {len(requests)} request lines with a request_id")
+PY
 uid=$(podman exec wallet-deploy-check-web id -u)
 [[ "$uid" == 10001 ]] || fail "gunicorn runs as uid $uid"
-passed "HTTP session as the contract says; HEALTHCHECK healthy; gunicorn runs as uid $uid on a read-only root"
+passed "HTTP session as the contract says; JSON logs; HEALTHCHECK healthy; gunicorn runs as uid $uid on a read-only root"
 
 step "Health: with its database unreachable the service answers /status 503 and the HEALTHCHECK fails"
 DOWN_PORT=$(free_port)
