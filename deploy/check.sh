@@ -241,7 +241,18 @@ for name in WALLET_SERVICE_SECRET_KEY POSTGRES_PASSWORD WALLET_SERVICE_METRICS_T
 done
 "$compose" --project-directory "$host_dir/current" --env-file "$host_dir/.env" config --quiet ||
     fail "the deployed compose project does not validate with the rendered .env"
-passed "release shipped and unpacked, secrets generated once and kept, .env rendered (0600), /status awaited"
+# A third run with the secret key from an Ansible Vault file: it replaces the generated one.
+vault_key="vault-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/vault-password"
+printf 'wallet_secret_key: %s\n' "$vault_key" >"$STATE/vault.yml"
+ansible-vault encrypt --vault-password-file "$STATE/vault-password" "$STATE/vault.yml" >/dev/null
+"${playbook[@]}" -e "@$STATE/vault.yml" --vault-password-file "$STATE/vault-password" >"$STATE/ansible-run-3.log" 2>&1 || {
+    tail -n 40 "$STATE/ansible-run-3.log"
+    fail "playbook run with a Vault file"
+}
+echo "    run 3 (Vault): $(grep -A1 'PLAY RECAP' "$STATE/ansible-run-3.log" | tail -n 1)"
+grep -qx "WALLET_SERVICE_SECRET_KEY='$vault_key'" "$host_dir/.env" || fail "the Vault's secret key is not in .env"
+passed "release shipped and unpacked, secrets generated once and kept, .env rendered (0600), /status awaited; Vault secret taken"
 
 step "Compose: podman-compose brings docker-compose.yml up (db, migrate, web) and the API answers on its published port"
 # Docker Hub's postgres:15 cannot be pulled here: a stand-in with Debian's PostgreSQL 15 and the same
