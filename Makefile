@@ -9,7 +9,7 @@ export PORT
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet_service
 TEST_SECRET_KEY := insecure-test-only-secret-key-0123456789abcdef
 
-.PHONY: run test lint format install clean
+.PHONY: run test lint format install clean deploy-check
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -50,5 +50,16 @@ test: lint
 	$(BIN)/python scripts/check_postgres.py && \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The deployment files checked statically and for real (podman, Ansible): see deploy/check.sh.
+DEPLOY_VENV := .venv-deploy
+$(DEPLOY_VENV)/.installed: requirements-deploy.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
+	@touch $@
+
+deploy-check: $(VENV)/.runtime $(DEPLOY_VENV)/.installed
+	deploy/install-packages.sh
+	deploy/check.sh
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) var .pytest_cache .ruff_cache
