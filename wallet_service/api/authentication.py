@@ -26,12 +26,14 @@ from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 
+from wallet_service.db import convert_row, row_converters
+
 INVALID_TOKEN = "Invalid, expired or logged-out token."
 
 
 @cache
-def _lookup_sql() -> tuple[str, list[str], list[str]]:
-    """The SELECT of the keys sharing a prefix, joined to their users; and each side's attribute names."""
+def _lookup_sql() -> tuple[str, list, list]:
+    """The SELECT of the keys sharing a prefix, joined to their users; and each side's fields."""
     token_model, user_model = get_token_model(), get_user_model()
     token_fields, user_fields = token_model._meta.concrete_fields, user_model._meta.concrete_fields
     quote = connection.ops.quote_name
@@ -44,20 +46,22 @@ def _lookup_sql() -> tuple[str, list[str], list[str]]:
         f"t.{quote(token_model._meta.get_field('user').column)} "
         f"WHERE t.{quote(token_model._meta.get_field('token_key').column)} = %s"
     )
-    return sql, [field.attname for field in token_fields], [field.attname for field in user_fields]
+    return sql, token_fields, user_fields
 
 
 def _tokens_with_prefix(prefix: str) -> list:
     """The knox ``AuthToken`` rows whose key starts with ``prefix``, each with its ``user`` loaded."""
-    sql, token_names, user_names = _lookup_sql()
-    token_model, user_model = get_token_model(), get_user_model()
+    sql, token_fields, user_fields = _lookup_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [prefix])
         rows = cursor.fetchall()
+    converters = row_converters([*token_fields, *user_fields])
     tokens = []
     for row in rows:
-        token = token_model.from_db(connection.alias, token_names, row[: len(token_names)])
-        token.user = user_model.from_db(connection.alias, user_names, row[len(token_names) :])
+        values = convert_row(row, converters)
+        split = len(token_fields)
+        token = get_token_model().from_db(connection.alias, [f.attname for f in token_fields], values[:split])
+        token.user = get_user_model().from_db(connection.alias, [f.attname for f in user_fields], values[split:])
         tokens.append(token)
     return tokens
 
