@@ -156,7 +156,9 @@ def markdown(run: dict, previous: list[dict]) -> str:
         f"- settings: {settings['duration_s']} s per scenario after {settings['warmup_s']} s of warm-up; wrk "
         f"{settings['wrk_threads']} threads, {settings['wrk_connections']} connections; pgbench "
         f"{settings['pgbench_clients']} clients; {settings['gunicorn_workers']} gunicorn workers "
-        f"(WALLET_SERVICE_WORKERS: {settings['workers_env']}); {settings['merchants']} merchants, "
+        f"(WALLET_SERVICE_WORKERS: {settings['workers_env']}"
+        + (f"; GUNICORN_CMD_ARGS: `{settings['gunicorn_cmd_args']}`" if settings.get("gunicorn_cmd_args") else "")
+        + f"); {settings['merchants']} merchants, "
         f"{settings['charged_wallets']} charged wallets",
     ]
     if settings["short"]:

@@ -610,6 +610,7 @@ def main() -> int:
             "pgbench_clients": PGBENCH_CLIENTS,
             "gunicorn_workers": workers,
             "workers_env": os.environ.get("WALLET_SERVICE_WORKERS") or "default (2 x CPUs + 1)",
+            "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
             "merchants": MERCHANTS,
             "charged_wallets": CLIENTS * WALLETS_PER_CLIENT,
             "short": DURATION < 30,
