@@ -38,7 +38,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if not a or not b else a / b
 
 
-def targets(scenarios: dict, cores: int = 0) -> list[tuple[str, str, str, bool | None]]:
+def targets(scenarios: dict, cores: int = 0, audit: dict | None = None) -> list[tuple[str, str, str, bool | None]]:
     """(target, measured, verdict, met) rows of the issue's targets, then informative rows."""
     get = scenarios.get
     rows = []
@@ -87,6 +87,16 @@ def targets(scenarios: dict, cores: int = 0) -> list[tuple[str, str, str, bool |
             conserved,
         )
     )
+    if audit is not None:
+        passed = audit["passed"]
+        out.append(
+            (
+                "manage.py audit_ledger at the end",
+                "passed" if passed else "FAILED",
+                "met" if passed else "missed",
+                passed,
+            )
+        )
     if failed:
         out.append(("pgbench failed transactions", str(failed), "–", None))
     return out
@@ -209,7 +219,10 @@ def markdown(run: dict, previous: list[dict]) -> str:
         "| target | measured | verdict |",
         "|---|---:|---|",
     ]
-    lines += [f"| {label} | {value} | {verdict} |" for label, value, verdict, _ in targets(scenarios, machine["cores"])]
+    lines += [
+        f"| {label} | {value} | {verdict} |"
+        for label, value, verdict, _ in targets(scenarios, machine["cores"], run.get("audit_ledger"))
+    ]
     if previous:
         lines += [
             "",
@@ -250,7 +263,7 @@ def main() -> None:
         money = "conserved" if s["money"]["conserved"] else "NOT CONSERVED"
         print(f"{describe(name):<58} {s['rps']:>9,.1f} {p50:>8} {p99:>8} {errors:>8}  {money}")
     print("\ntargets (issue 5):")
-    for label, value, verdict, _ in targets(run["scenarios"], run["machine"]["cores"]):
+    for label, value, verdict, _ in targets(run["scenarios"], run["machine"]["cores"], run.get("audit_ledger")):
         print(f"  {label:<50} {value:>8}  {verdict}")
     print("\nbench/RESULTS.md and bench/RESULTS.png rewritten.")
 

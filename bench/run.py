@@ -224,30 +224,50 @@ def sql(query: str, params=None, fetch: bool = True):
         return cursor.fetchall() if fetch else None
 
 
+# A wallet's money is its settled balance plus its pending credits (docs/LEDGER.md).
 MONEY_CHECK = """
 WITH flows AS (
     SELECT target_id AS wallet_id, amount FROM wallets_operation WHERE success
     UNION ALL
     SELECT source_id, -amount FROM wallets_operation WHERE success AND source_id IS NOT NULL
-), per_wallet AS (SELECT wallet_id, sum(amount) AS total FROM flows GROUP BY wallet_id)
-SELECT (SELECT coalesce(sum(balance), 0) FROM wallets_wallet),
+), per_wallet AS (SELECT wallet_id, sum(amount) AS total FROM flows GROUP BY wallet_id),
+pending AS (SELECT wallet_id, sum(amount) AS total FROM wallets_pendingcredit GROUP BY wallet_id)
+SELECT (SELECT coalesce(sum(balance), 0) FROM wallets_wallet)
+         + (SELECT coalesce(sum(amount), 0) FROM wallets_pendingcredit),
        (SELECT coalesce(sum(amount), 0) FROM wallets_operation WHERE kind = 'deposit' AND success),
-       (SELECT count(*) FROM wallets_wallet w LEFT JOIN per_wallet p ON p.wallet_id = w.id
-         WHERE w.balance <> coalesce(p.total, 0)),
-       (SELECT count(*) FROM wallets_operation)
+       (SELECT count(*) FROM wallets_wallet w LEFT JOIN per_wallet l ON l.wallet_id = w.id
+          LEFT JOIN pending p ON p.wallet_id = w.id
+         WHERE w.balance + coalesce(p.total, 0) <> coalesce(l.total, 0)),
+       (SELECT count(*) FROM wallets_operation),
+       (SELECT count(*) FROM wallets_pendingcredit)
 """
 
 
 def money_check() -> dict:
-    """Sum of balances == sum of deposits, and every balance == its ledger (what an audit checks)."""
-    balances, deposits, mismatched, operations = sql(MONEY_CHECK)[0]
+    """Sum of all money == sum of deposits, and every wallet's money == its ledger (what the audit checks)."""
+    money, deposits, mismatched, operations, pending = sql(MONEY_CHECK)[0]
     return {
-        "conserved": balances == deposits and mismatched == 0,
-        "sum_of_balances": str(balances),
+        "conserved": money == deposits and mismatched == 0,
+        "sum_of_money": str(money),
         "sum_of_deposits": str(deposits),
         "wallets_not_matching_ledger": mismatched,
         "operations": operations,
+        "pending_credits": pending,
     }
+
+
+def audit_ledger() -> dict:
+    """The service's own audit (`manage.py audit_ledger`) over the whole database, once at the end."""
+    env = dict(os.environ, DATABASE_URL=DATABASE_URL, WALLET_SERVICE_LOG_LEVEL="warning")
+    env.setdefault("WALLET_SERVICE_SECRET_KEY", "bench-audit-only-secret-key-0123456789abcdefghij")
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "audit_ledger", "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return {"passed": completed.returncode == 0, "output": (completed.stdout + completed.stderr).strip()[-2000:]}
 
 
 # --- HTTP set-up through the API ------------------------------------------------------------------
@@ -594,6 +614,9 @@ def main() -> int:
             line += "  cpu s: " + " ".join(f"{key}={value}" for key, value in cpu.items())
             line += "  money " + ("conserved" if result["money"]["conserved"] else "NOT CONSERVED")
             say(line)
+        say("manage.py audit_ledger")
+        audit = audit_ledger()
+        say("  " + (audit["output"].splitlines() or ["(no output)"])[-1])
     finally:
         stop_server(server)
     commit = git("rev-parse", "HEAD")
@@ -617,12 +640,13 @@ def main() -> int:
         },
         "machine": machine_info(),
         "scenarios": scenarios,
+        "audit_ledger": audit,
     }
     path = RESULTS / f"{started_at:%Y%m%dT%H%M%SZ}-{commit[:8]}.json"
     path.write_text(json.dumps(run, indent=2) + "\n")
     say(f"raw results: {path.relative_to(ROOT)}")
     subprocess.run([sys.executable, str(BENCH / "report.py"), str(path)], check=True)
-    return 0 if all(s["money"]["conserved"] for s in scenarios.values()) else 1
+    return 0 if audit["passed"] and all(s["money"]["conserved"] for s in scenarios.values()) else 1
 
 
 if __name__ == "__main__":
