@@ -212,7 +212,14 @@ def recreate_database(url: str) -> str:
     dbname = urlsplit(url).path.lstrip("/")
     if "bench" not in dbname or not re.fullmatch(r"[A-Za-z0-9_]+", dbname):
         sys.exit(f"BENCH_DATABASE_URL names database {dbname!r}: it is dropped, so its name must contain 'bench'.")
-    with psycopg.connect(admin_url(url), autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(admin_url(url), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        sys.exit(
+            f"PostgreSQL is not reachable for {url} ({str(error).strip().splitlines()[0]}). Start it (e.g. "
+            "`pg_ctlcluster --skip-systemctl-redirect 15 main start`) or set BENCH_DATABASE_URL."
+        )
+    with conn:
         conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {dbname}")
     return dbname
@@ -624,7 +631,8 @@ def main() -> int:
         "started_at": started_at.isoformat().replace("+00:00", "Z"),
         "commit": commit,
         "commit_subject": git("log", "-1", "--format=%s"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # Changes to the code, not to earlier results that a previous run rewrote.
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.*")),
         "settings": {
             "duration_s": DURATION,
             "warmup_s": WARMUP,
