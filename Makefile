@@ -1,4 +1,4 @@
-# `make run`: serve the API on 127.0.0.1:$(PORT). `make test`: lint, migrations check, test suite.
+# `make run`: serve the API on 127.0.0.1:$(PORT). `make test`: lint, migrations check, test suite. `make bench`: load test.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ export PORT
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet_service
 TEST_SECRET_KEY := insecure-test-only-secret-key-0123456789abcdef
 
-.PHONY: run test lint format install clean deploy-check
+.PHONY: run test lint format install clean deploy-check bench
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -22,6 +22,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	@touch $@
 
 install: $(VENV)/.runtime
+
+$(VENV)/.bench: $(VENV)/.runtime bench/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
 
 # Without DATABASE_URL the service uses var/db.sqlite3. Debug is off, so a secret key is needed:
 # the one in WALLET_SERVICE_SECRET_KEY, or else one generated once into var/secret_key.
@@ -60,6 +64,12 @@ $(DEPLOY_VENV)/.installed: requirements-deploy.txt
 deploy-check: $(VENV)/.runtime $(DEPLOY_VENV)/.installed
 	deploy/install-packages.sh
 	deploy/check.sh
+
+# Load test against a server it starts with `make run` on PostgreSQL (see bench/README.md). It DROPS and
+# re-creates BENCH_DATABASE_URL's database. BENCH_DURATION=5 for a short development run.
+bench: $(VENV)/.bench
+	BENCH_DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/wallet_service_bench}" \
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) var .pytest_cache .ruff_cache

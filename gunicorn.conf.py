@@ -17,8 +17,15 @@ except ConfigError as error:
 
 wsgi_app = "wallet_service.wsgi:application"
 bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
+# Sync workers, WALLET_SERVICE_WORKERS of them (default 2 x CPUs + 1), one thread each: chosen by
+# measurement with `make bench` on 2 cores (docs/PERFORMANCE.md, "Workers and threads"). A request is
+# CPU-bound in Python, so threads add no throughput under the GIL, and gthread workers' keep-alive
+# connections, cheaper for the load generator, gave worse p99 tails; 9 sync workers spent more CPU per
+# request than 3 or 5 (more processes competing for two cores). To compare on another machine:
+# GUNICORN_CMD_ARGS="--worker-class gthread --threads 4" make bench.
 workers = _config.workers
 worker_class = "sync"
+threads = 1
 timeout = 30
 graceful_timeout = 30
 loglevel = _config.log_level

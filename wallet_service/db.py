@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+from django.db import connection
+from django.db.models.expressions import Col
 from django.db.models.functions import Now
 
 
@@ -22,3 +26,30 @@ class DatabaseNow(Now):
             "ELSE STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now') || '000' END)",
             [],
         )
+
+
+def row_converters(fields) -> list[list[tuple]]:
+    """Django's converters of each model field read by hand-written SQL, for the current database.
+
+    PostgreSQL's driver already returns the Python types (Decimal, datetime, bool): there are none.
+    SQLite returns text and numbers, which ``convert_row`` turns into what the ORM would return.
+    """
+    return _row_converters(connection.vendor, tuple(fields))
+
+
+@cache
+def _row_converters(vendor: str, fields: tuple) -> list[list[tuple]]:
+    converters = []
+    for field in fields:
+        expression = Col(field.model._meta.db_table, field)
+        functions = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        converters.append([(function, expression) for function in functions])
+    return converters
+
+
+def convert_row(row, converters) -> list:
+    values = list(row)
+    for index, column in enumerate(converters):
+        for function, expression in column:
+            values[index] = function(values[index], expression, connection)
+    return values
