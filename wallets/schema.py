@@ -162,7 +162,7 @@ class WalletHistorySchema(OpenApiViewExtension):
                 OpenApiParameter("to", instant, description="Only operations before this instant (same forms)."),
                 OpenApiParameter(
                     "cursor",
-                    str,
+                    {"type": "string", "minLength": 1},
                     description="Opaque; only as found in a `Link` header's next URL (any other value is 400).",
                 ),
                 OpenApiParameter(

@@ -169,6 +169,8 @@ def test_history_documents_its_query_parameters_and_link_header(schema):
     parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
     assert parameters.keys() == {"token", "limit", "from", "to", "cursor"}
     assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    # An empty cursor is refused like any cursor the service did not issue (found by schemathesis).
+    assert parameters["cursor"]["schema"] == {"type": "string", "minLength": 1}
     assert {item["format"] for item in parameters["from"]["schema"]["oneOf"]} == {"date-time", "date"}
     assert 'rel="next"' in operation["responses"]["200"]["headers"]["Link"]["description"]
     assert problem_codes(schema, operation["responses"]["400"]) == {"validation_error"}
