@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from django.contrib.auth import password_validation
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiViewExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from accounts import apis
 from wallet_service.api.schema import document
 
 TAGS = ("accounts",)
 TOKEN_CREATED = OpenApiResponse(apis.TokenOutputSerializer, description="A new key and when it expires.")
+PERSON = {"first_name": "Ana", "last_name": "García", "phone_number": "+34666666666"}
+CLIENT_SIGNUP = OpenApiExample(
+    "A client",
+    {"email": "ana@example.com", "password": "s3cure-Passw0rd", "client": PERSON},
+    request_only=True,
+)
+COMPANY_SIGNUP = OpenApiExample(
+    "A company",
+    {
+        "email": "shop@example.com",
+        "password": "s3cure-Passw0rd",
+        "company": {"name": "Shop", "url": "https://shop.example.com", **PERSON, "first_name": "Luis"},
+    },
+    request_only=True,
+)
 SIGNUP_DESCRIPTION = (
     "Emails are unique across clients and companies, compared case-insensitively: a taken email is 400 "
     "on `email`. Phone numbers must be valid international numbers. The password goes through Django's "
@@ -57,6 +72,7 @@ class ClientSignupSchema(OpenApiViewExtension):
             tags=TAGS,
             request=apis.ClientSignupInputSerializer,
             responses={201: TOKEN_CREATED},
+            examples=(CLIENT_SIGNUP,),
         )
 
 
@@ -71,6 +87,7 @@ class CompanySignupSchema(OpenApiViewExtension):
             tags=TAGS,
             request=apis.CompanySignupInputSerializer,
             responses={201: TOKEN_CREATED},
+            examples=(COMPANY_SIGNUP,),
         )
 
 
@@ -85,6 +102,11 @@ def login_schema(view, *, kind: str):
         request=apis.LoginInputSerializer,
         responses={200: OpenApiResponse(apis.TokenOutputSerializer, description="A new key and when it expires.")},
         problems=("invalid_credentials",),
+        examples=(
+            OpenApiExample(
+                "Credentials", {"email": "ana@example.com", "password": "s3cure-Passw0rd"}, request_only=True
+            ),
+        ),
     )
 
 

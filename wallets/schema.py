@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiViewExtension
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 from wallet_service.api.schema import (
@@ -69,6 +69,13 @@ class WalletDepositSchema(OpenApiViewExtension):
             request=apis.MoneyMovementInputSerializer,
             responses={200: OpenApiResponse(WalletOutputSerializer, description="The wallet and its new balance.")},
             problems=("not_found", *IDEMPOTENCY_PROBLEMS),
+            examples=(
+                OpenApiExample(
+                    "A top-up",
+                    {"wallet": "<your wallet token>", "amount": "100.00", "summary": "Top-up"},
+                    request_only=True,
+                ),
+            ),
             parameters=(IDEMPOTENCY_KEY, idempotent_replayed(200)),
         )
 
@@ -99,6 +106,13 @@ class WalletChargeSchema(OpenApiViewExtension):
                 *IDEMPOTENCY_PROBLEMS,
             ),
             parameters=(IDEMPOTENCY_KEY, idempotent_replayed(200, 402)),
+            examples=(
+                OpenApiExample(
+                    "An order",
+                    {"wallet": "<the wallet to charge>", "amount": "25.00", "summary": "Order 1234"},
+                    request_only=True,
+                ),
+            ),
         )
 
 

@@ -24,7 +24,7 @@ from drf_spectacular.extensions import (
     OpenApiViewExtension,
 )
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 
@@ -152,6 +152,7 @@ def document(
     responses: dict,
     problems: tuple[str, ...] = (),
     parameters: tuple[OpenApiParameter, ...] = (),
+    examples: tuple[OpenApiExample, ...] = (),
     database: bool = True,
 ):
     """``view`` subclassed with its schema: its own responses and problems, and those its
@@ -174,6 +175,7 @@ def document(
         request=request,
         responses={**responses, **problem_responses(codes)},
         parameters=[*parameters, *problem_headers(codes)],
+        examples=list(examples),
     )
     return decorator(type(view.__name__, (view,), {"__doc__": view.__doc__, "__module__": view.__module__}))
 
