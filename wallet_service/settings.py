@@ -165,6 +165,8 @@ SPECTACULAR_SETTINGS = {
         "a body that is not JSON 415."
     ),
     "SERVE_INCLUDE_SCHEMA": False,
+    # /schema and /docs are public and never look at a key (a stale one must not make them 401).
+    "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENFORCE_NON_BLANK_FIELDS": True,
