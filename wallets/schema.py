@@ -51,7 +51,8 @@ class WalletCreateSchema(OpenApiViewExtension):
             tags=TAGS,
             request={"application/json": EMPTY_OBJECT},
             responses={201: OpenApiResponse(WalletOutputSerializer, description="The new wallet, balance 0.00.")},
-            problems=("wallet_limit_reached",),
+            problems=("wallet_limit_reached", *IDEMPOTENCY_PROBLEMS),
+            parameters=(IDEMPOTENCY_KEY, idempotent_replayed(201)),
         )
 
 

@@ -9,11 +9,13 @@ from decimal import Decimal
 import pytest
 import yaml
 from django.core.management import call_command
+from django.urls import resolve
 from drf_spectacular.validation import validate_schema
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
+from idempotency.apis import IdempotentApiMixin
 from wallet_service.api.fields import MAX_AMOUNT, AmountField
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 from wallet_service.api.schema import AMOUNT_PATTERN, IDEMPOTENCY_KEY_PATTERN, problem_component_name
@@ -150,7 +152,7 @@ def test_authenticated_operations_use_the_token_scheme(schema):
             }
 
 
-@pytest.mark.parametrize("path", ["/wallet/charge", "/wallet/deposit"])
+@pytest.mark.parametrize("path", ["/wallet/charge", "/wallet/deposit", "/wallet/create"])
 def test_money_moving_operations_take_an_idempotency_key(schema, path):
     operation = schema["paths"][path]["post"]
     (key,) = [parameter for parameter in operation["parameters"] if parameter["name"] == "Idempotency-Key"]
@@ -159,6 +161,14 @@ def test_money_moving_operations_take_an_idempotency_key(schema, path):
     assert key["schema"]["pattern"] == IDEMPOTENCY_KEY_PATTERN
     assert problem_codes(schema, operation["responses"]["422"]) == {"idempotency_key_reused"}
     assert "idempotency_key_in_use" in problem_codes(schema, operation["responses"]["409"])
+
+
+def test_exactly_the_views_that_take_an_idempotency_key_document_it(schema):
+    for label, operation in operations(schema):
+        path = label.split(" ", 1)[1].replace("{token}", "any").replace("{code}", "not_found")
+        view = resolve(path).func.view_class
+        documented = any(parameter["name"] == "Idempotency-Key" for parameter in operation.get("parameters", []))
+        assert documented is issubclass(view, IdempotentApiMixin), label
 
 
 @pytest.mark.parametrize(
