@@ -161,7 +161,8 @@ SPECTACULAR_SETTINGS = {
         "`GET /problems/{code}` describes each one. When several apply: 401, 429, the idempotency answers, "
         "403, 400 `validation_error`, 409, 404, 400 `same_wallet`, 402.\n"
         "- Every path also answers with a trailing slash (`/wallet/list/`), for every method, with no redirect.\n"
-        "- Any method an operation does not list gets 405 `method_not_allowed`; a body over 64 KiB gets 413, "
+        "- Any method an operation does not list gets 405 `method_not_allowed` (on an operation that takes an "
+        "`Idempotency-Key`, 422 first when the key named another request); a body over 64 KiB gets 413, "
         "a body that is not JSON 415."
     ),
     "SERVE_INCLUDE_SCHEMA": False,
