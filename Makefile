@@ -9,7 +9,7 @@ export PORT
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet_service
 TEST_SECRET_KEY := insecure-test-only-secret-key-0123456789abcdef
 
-.PHONY: run test lint format install clean deploy-check bench
+.PHONY: run test lint format install clean deploy-check bench schema
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -70,6 +70,11 @@ deploy-check: $(VENV)/.runtime $(DEPLOY_VENV)/.installed
 bench: $(VENV)/.bench
 	BENCH_DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/wallet_service_bench}" \
 	$(BIN)/python bench/run.py
+
+# docs/openapi.yaml is generated from the code; a test fails when it differs from what this writes.
+schema: $(VENV)/.runtime
+	@export WALLET_SERVICE_SECRET_KEY="$${WALLET_SERVICE_SECRET_KEY:-$(TEST_SECRET_KEY)}" && \
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) var .pytest_cache .ruff_cache

@@ -66,4 +66,10 @@ assert got == want, f"history {got} != {want}"
 PY
 BALANCE="$(call GET "/wallet/info/$WALLET" 200 "$CLIENT_TOKEN" | json '["balance"]')"
 [[ "$BALANCE" == "75.00" ]] || { echo "info: balance $BALANCE"; exit 1; }
-echo "quickstart: make run on the embedded database served signup, wallet, deposit, charge and history"
+# The documentation page and the assets it loads, as make run serves them (after collectstatic).
+DOCS="$(curl -fsS "$BASE/docs")"
+ASSETS="$(grep -o '/static/[^"]*' <<<"$DOCS")"
+[[ "$(wc -l <<<"$ASSETS")" -ge 3 ]] || { echo "/docs names no Swagger UI assets"; exit 1; }
+for asset in $ASSETS; do curl -fsS -o /dev/null "$BASE$asset"; done
+curl -fsS "$BASE/schema" | grep -q '^  /wallet/charge:$' || { echo "/schema lacks /wallet/charge"; exit 1; }
+echo "quickstart: make run on the embedded database served signup, wallet, deposit, charge, history and /docs"

@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",
     "phonenumber_field",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "wallets",
     "idempotency",
@@ -139,9 +141,46 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [],
     "NUM_PROXIES": CONFIG.num_proxies,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_SCHEMA_CLASS": "wallet_service.api.schema.AutoSchema",
 }
 # Request bodies of this API are small; a larger one is refused with 413 before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+
+# --- OpenAPI schema (/schema) and its documentation page (/docs) --------------------------------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Wallet service API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Wallets and payments over JSON. Clients sign up, open wallets identified by unguessable tokens, "
+        "top them up and read their history; companies open one wallet and charge other wallets by token.\n\n"
+        "- Authenticate with `Authorization: Token <key>` (the key from signup or login).\n"
+        '- Amounts: a string (`"12.50"`) or a JSON number (`12.5`) with at most two decimals, greater '
+        "than zero and at most `1000000000.00`. Balances and amounts come back as strings with two decimals.\n"
+        "- Dates are ISO 8601 in UTC (`2021-04-11T11:05:13.591091Z`). Strings may not contain NUL (U+0000).\n"
+        "- Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`; "
+        "`GET /problems/{code}` describes each one. When several apply: 401, 429, the idempotency answers, "
+        "403, 400 `validation_error`, 409, 404, 400 `same_wallet`, 402.\n"
+        "- Every path also answers with a trailing slash (`/wallet/list/`), for every method, with no redirect.\n"
+        "- Any method an operation does not list gets 405 `method_not_allowed` (on an operation that takes an "
+        "`Idempotency-Key`, 422 first when the key named another request); a body over 64 KiB gets 413, "
+        "a body that is not JSON 415."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    # /schema and /docs are public and never look at a key (a stale one must not make them 401).
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENFORCE_NON_BLANK_FIELDS": True,
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "PREPROCESSING_HOOKS": ["wallet_service.api.schema.canonical_paths"],
+    "POSTPROCESSING_HOOKS": ["wallet_service.api.schema.add_problem_components"],
+    # The page's scripts and styles are served by the service itself (no CDN): it works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": False, "displayOperationId": True},
+}
+# /docs loads its assets from the installed sidecar package, with or without collectstatic.
+WHITENOISE_USE_FINDERS = True
 
 # --- CORS ----------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = list(CONFIG.allowed_origins)

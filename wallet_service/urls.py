@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.negotiation import DefaultContentNegotiation
 
 from wallet_service.api.metrics import metrics_view
 from wallet_service.api.routing import endpoint
@@ -9,6 +11,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     endpoint("status", StatusApi.as_view(), name="status"),
     endpoint("metrics", metrics_view, name="metrics"),
+    # The schema in YAML, or JSON for `Accept: application/vnd.oai.openapi+json` (or application/json).
+    endpoint("schema", SpectacularAPIView.as_view(content_negotiation_class=DefaultContentNegotiation), name="schema"),
+    endpoint("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     endpoint(r"problems/(?P<code>[a-z_]{1,64})", ProblemTypeApi.as_view(), name="problem-type"),
     path("", include("accounts.urls")),
     path("", include("wallets.urls")),

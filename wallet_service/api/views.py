@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.db import connection
 from django.http import HttpResponse
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from wallet_service.api.exceptions import describe_errors
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, problem_body, problem_response
 
 logger = logging.getLogger(__name__)
@@ -54,13 +57,23 @@ class ProblemTypeApi(APIView):
         )
 
 
-def _problem_http_response(code: str, detail: str) -> HttpResponse:
-    body = problem_body(code, detail)
+def _problem_http_response(code: str, detail: str, errors: dict[str, list[str]] | None = None) -> HttpResponse:
+    body = problem_body(code, detail, errors=errors)
     return HttpResponse(json.dumps(body), status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
 
 
 def bad_request(request, exception=None):
-    return _problem_http_response("validation_error", "Bad request.")
+    """Django's answer to a request it refuses before any view runs (a SuspiciousOperation).
+
+    A validation_error always says which part of the request is wrong, in ``errors``.
+    """
+    if isinstance(exception, DisallowedHost):
+        errors = {"Host": ["This host is not served here."]}
+    elif isinstance(exception, TooManyFieldsSent):
+        errors = {"query": [f"At most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters are accepted."]}
+    else:
+        errors = {"request": ["The request is malformed."]}
+    return _problem_http_response("validation_error", describe_errors(errors), errors)
 
 
 def permission_denied(request, exception=None):

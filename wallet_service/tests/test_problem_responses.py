@@ -127,7 +127,15 @@ def test_problem_types_are_documented_at_their_uri(api_client):
 
 @pytest.mark.django_db
 def test_a_host_outside_allowed_hosts_gets_a_400_problem(api_client):
-    assert_problem(api_client.get("/status", HTTP_HOST="evil.example.com"), 400, "validation_error")
+    body = assert_problem(api_client.get("/status", HTTP_HOST="evil.example.com"), 400, "validation_error")
+    assert body["errors"] == {"Host": ["This host is not served here."]}
+
+
+@pytest.mark.django_db
+def test_too_many_query_parameters_is_a_validation_error_naming_the_query(client_api):
+    response = client_api.get("/wallet/history/any?" + "&".join(["a="] * 1001))
+    body = assert_problem(response, 400, "validation_error")
+    assert body["errors"] == {"query": ["At most 1000 parameters are accepted."]}
 
 
 @pytest.mark.django_db
