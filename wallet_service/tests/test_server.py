@@ -6,11 +6,14 @@ in ``make test`` and CI like every other test.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections import Counter
 
 import pytest
 
+from wallet_service.config import BASE_DIR
 from wallet_service.tests.servers import Server, request, signup, walk_history
 
 pytestmark = pytest.mark.slow
@@ -73,6 +76,16 @@ def test_embedded_sqlite_keeps_racing_charges_and_deposits_exact_across_worker_p
     assert [item["id"] for item in since] == newer_or_same
     assert [item["id"] for item in until] == [item["id"] for item in history if item["date"] < middle["date"]]
     assert middle["id"] in newer_or_same
+    # The ledger audit agrees on the embedded database too (its sums come back as floats there).
+    audit = subprocess.run(
+        [sys.executable, "manage.py", "audit_ledger"],
+        cwd=BASE_DIR,
+        env=sqlite_server.env,
+        capture_output=True,
+        text=True,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "Sum of balances:             100.00" in audit.stdout
 
 
 def test_status_is_503_and_requests_fail_cleanly_when_the_database_is_unreachable(tmp_path):
