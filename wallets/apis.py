@@ -148,7 +148,12 @@ class HistoryQuerySerializer(serializers.Serializer):
             payload = signing.loads(value, salt=HISTORY_CURSOR_SALT)
             if payload["w"] != self.wallet_token:
                 raise ValueError("cursor of another wallet")
-            return HistoryPosition(created_at=datetime.fromisoformat(payload["t"]), id=int(payload["i"]))
+            snapshot = payload.get("s")
+            if snapshot is not None and not isinstance(snapshot, str):
+                raise TypeError("snapshot")
+            return HistoryPosition(
+                created_at=datetime.fromisoformat(payload["t"]), id=int(payload["i"]), snapshot=snapshot
+            )
         except (signing.BadSignature, ValueError, TypeError, KeyError, OverflowError):
             raise serializers.ValidationError("This cursor was not issued by this service for this wallet.") from None
 
@@ -159,8 +164,10 @@ class HistoryQuerySerializer(serializers.Serializer):
         return attrs
 
 
-def encode_cursor(wallet: Wallet, operation: Operation) -> str:
+def encode_cursor(wallet: Wallet, operation: Operation, snapshot: str | None) -> str:
     payload = {"w": wallet.token, "t": operation.created_at.isoformat(), "i": operation.id}
+    if snapshot is not None:
+        payload["s"] = snapshot  # the walk's first snapshot, carried to every later page
     return signing.dumps(payload, salt=HISTORY_CURSOR_SALT)
 
 
@@ -186,7 +193,7 @@ class WalletHistoryApi(APIView):
         params = query.validated_data
         wallet = selectors.wallet_get(owner=request.user, token=token)
         limit = params.get("limit", HISTORY_DEFAULT_LIMIT)
-        operations = selectors.operation_list(
+        operations, snapshot = selectors.operation_list(
             wallet=wallet,
             after=params.get("cursor"),
             since=params.get("since"),
@@ -199,7 +206,7 @@ class WalletHistoryApi(APIView):
             kept = {
                 name: request.query_params[name] for name in ("limit", "from", "to") if name in request.query_params
             }
-            kept["cursor"] = encode_cursor(wallet, operations[-1])
+            kept["cursor"] = encode_cursor(wallet, operations[-1], snapshot)
             next_url = request.build_absolute_uri(f"{request.path}?{urlencode(kept)}")
             headers["Link"] = f'<{next_url}>; rel="next"'
         return Response([operation_body(operation) for operation in operations], headers=headers)

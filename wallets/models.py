@@ -82,8 +82,10 @@ class Operation(models.Model):
     A deposit has no source and always succeeds. A charge moves ``amount`` from ``source`` to
     ``target``; ``success=False`` records an attempt refused for insufficient funds, which moved
     nothing. Rows are never updated or deleted (a database trigger refuses it). ``created_at`` is
-    the database's clock, taken while the wallets are locked, so for any one wallet the order of
-    (created_at, id) is the order in which its operations committed.
+    the database's clock. The charged wallet is locked when it is taken, so for that wallet the
+    order of (created_at, id) is the order in which its operations committed; a merchant's wallet
+    is credited without its lock, so its operations may commit out of that order, and history walks
+    rely on the first page's snapshot instead (wallets.selectors.operation_list, migration 0004).
     """
 
     class Kind(models.TextChoices):

@@ -22,10 +22,12 @@ WALLET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 @dataclass(frozen=True)
 class HistoryPosition:
-    """A place in a wallet's history: the (created_at, id) of the last operation already seen."""
+    """A place in a wallet's history: the (created_at, id) of the last operation already seen, and
+    (PostgreSQL) the snapshot of the walk's first page, which decides what the walk may show."""
 
     created_at: datetime
     id: int
+    snapshot: str | None = None
 
 
 class OperationRow(NamedTuple):
@@ -98,6 +100,12 @@ def _keyset_conditions(
     return " ".join(sql), params
 
 
+class HistoryPage(NamedTuple):
+    operations: list[OperationRow]
+    # PostgreSQL: the snapshot the first page of a walk was read in; later pages show only what it saw.
+    snapshot: str | None
+
+
 def operation_list(
     *,
     wallet: Wallet,
@@ -105,7 +113,7 @@ def operation_list(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
-) -> list[OperationRow]:
+) -> HistoryPage:
     """Up to ``limit`` operations of ``wallet``, newest first, strictly after ``after`` in that order.
 
     ``since <= created_at < until`` when given. Each row carries ``source_token`` and
@@ -115,8 +123,21 @@ def operation_list(
     range scans (the wallet as source, and as target) of at most ``limit`` rows each are merged:
     the cost depends on ``limit``, not on the length of the history; no COUNT, no OFFSET. The
     caller must already have checked that the wallet is the user's (``wallet_get``).
+
+    On PostgreSQL a walk is exact whatever the commit order: the first page returns its snapshot,
+    and a page after ``after`` shows only operations visible in ``after.snapshot``. (A merchant's
+    wallet is credited without its row lock, so an operation with an older (date, id) can commit
+    after a newer one; without the snapshot it would appear in the middle of a walk that began
+    before it existed.) SQLite runs one writer at a time, so there commit order is (date, id) order.
     """
     conditions, params = _keyset_conditions(after=after, since=since, until=until)
+    postgres = connection.vendor == "postgresql"
+    snapshot = after.snapshot if after is not None else None
+    if postgres and snapshot is not None:
+        # A transaction sees its own writes (only tests read history inside a writing transaction).
+        conditions += " AND (pg_visible_in_snapshot(xid, %s::pg_snapshot) OR xid = pg_current_xact_id_if_assigned())"
+        params = [*params, snapshot]
+    read_snapshot = postgres and snapshot is None
     operations, wallets = Operation._meta.db_table, Wallet._meta.db_table
     side = (
         f"SELECT id FROM (SELECT id, created_at FROM {operations} WHERE {{column}} = %s {conditions} "
@@ -124,6 +145,7 @@ def operation_list(
     )
     sql = f"""
         SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, source.token, target.token
+               {", pg_current_snapshot()::text" if read_snapshot else ""}
         FROM ({side.format(column="source_id", alias="by_source")}
               UNION ALL
               {side.format(column="target_id", alias="by_target")}) AS page
@@ -137,8 +159,11 @@ def operation_list(
     with connection.cursor() as cursor:
         cursor.execute(sql, [wallet.pk, *side_params, wallet.pk, *side_params, limit])
         rows = cursor.fetchall()
+    if read_snapshot and rows:
+        snapshot = rows[0][-1]
+        rows = [row[:-1] for row in rows]
     fields = [Operation._meta.get_field(name) for name in ("id", "kind", "amount", "summary", "success", "created_at")]
     converters = row_converters([*fields, Wallet._meta.get_field("token"), Wallet._meta.get_field("token")])
     if any(converters):
         rows = [convert_row(row, converters) for row in rows]
-    return [OperationRow(*row) for row in rows]
+    return HistoryPage([OperationRow(*row) for row in rows], snapshot)

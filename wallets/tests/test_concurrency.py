@@ -118,8 +118,8 @@ def test_a_company_creating_wallets_at_once_gets_exactly_one():
 def test_history_walks_under_concurrent_writes_see_exactly_a_prefix_of_the_ledger():
     """Each walk shows every operation committed before its first page, once, and none after.
 
-    Operations on one wallet commit in id order (ids are drawn under the wallet's lock), so the
-    right answer for a walk is "every id up to the newest one on its first page". A page read as
+    Operations on a charged (client) wallet commit in id order (ids are drawn under the wallet's
+    lock), so the right answer for a walk is "every id up to the newest one on its first page". A page read as
     two statements with two snapshots could show a later operation but miss an earlier one.
     """
     owner = ClientFactory().user

@@ -142,3 +142,52 @@ def test_the_audit_counts_pending_credits_as_the_wallets_money():
     PendingCredit.objects.create(wallet=shop, amount=Decimal("1.00"))
     with pytest.raises(CommandError, match="1 wallets differ from their ledger"):
         call_command("audit_ledger", stdout=StringIO())
+
+
+def walk(api, url: str) -> list[str]:
+    amounts = []
+    while url:
+        response = api.get(url)
+        amounts += [item["amount"] for item in response.json()]
+        link = response.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+    return amounts
+
+
+def test_a_merchant_history_walk_shows_exactly_what_existed_when_it_began():
+    merchant = CompanyFactory().user
+    shop = WalletFactory(owner=merchant)
+    first, second = (WalletFactory(owner=ClientFactory().user) for _ in range(2))
+    for customer in (first, second):
+        services.wallet_deposit(owner=customer.owner, wallet_token=customer.token, amount=Decimal("10.00"))
+    services.wallet_charge(merchant=merchant, wallet_token=first.token, amount=Decimal("1.00"))
+
+    # Charge A takes the merchant's (free) wallet lock, writes its operation and stays uncommitted.
+    written, release = threading.Event(), threading.Event()
+
+    def charge_a():
+        try:
+            with transaction.atomic():
+                services.wallet_charge(merchant=merchant, wallet_token=first.token, amount=Decimal("2.00"))
+                written.set()
+                release.wait(20)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=charge_a)
+    thread.start()
+    assert written.wait(10)
+    # Charge B finds the wallet held, leaves its credit pending, and commits first, with a newer (date, id).
+    services.wallet_charge(merchant=merchant, wallet_token=second.token, amount=Decimal("3.00"))
+    assert PendingCredit.objects.filter(wallet=shop).exists()
+
+    api = authenticated_client(merchant)
+    first_page = api.get(f"/wallet/history/{shop.token}?limit=1")
+    assert [item["amount"] for item in first_page.json()] == ["3.00"]
+    next_url = first_page.headers["Link"][1 : first_page.headers["Link"].index(">")]
+    release.set()
+    thread.join(20)
+    # A committed during the walk: older by (date, id), but it did not exist when the walk began.
+    assert ["3.00", *walk(api, next_url)] == ["3.00", "1.00"]
+    assert walk(api, f"/wallet/history/{shop.token}?limit=1") == ["3.00", "2.00", "1.00"]
+    assert current_balance(shop) == Decimal("6.00")
