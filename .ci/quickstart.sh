@@ -71,5 +71,7 @@ DOCS="$(curl -fsS "$BASE/docs")"
 ASSETS="$(grep -o '/static/[^"]*' <<<"$DOCS")"
 [[ "$(wc -l <<<"$ASSETS")" -ge 3 ]] || { echo "/docs names no Swagger UI assets"; exit 1; }
 for asset in $ASSETS; do curl -fsS -o /dev/null "$BASE$asset"; done
-curl -fsS "$BASE/schema" | grep -q '^  /wallet/charge:$' || { echo "/schema lacks /wallet/charge"; exit 1; }
+# Read the whole schema first: `curl | grep -q` fails under pipefail when grep exits before curl is done.
+SCHEMA="$(curl -fsS "$BASE/schema")"
+grep -q '^  /wallet/charge:$' <<<"$SCHEMA" || { echo "/schema lacks /wallet/charge"; exit 1; }
 echo "quickstart: make run on the embedded database served signup, wallet, deposit, charge, history and /docs"
