@@ -85,26 +85,29 @@ UPDATE {Wallet._meta.db_table}
 RETURNING balance
 """
 
-# Credit a wallet nobody else holds (SKIP LOCKED: never wait for it), folding its pending credits
-# on the way; no row back when another transaction holds it.
-CREDIT_IF_FREE_SQL = f"""
+# Credit a wallet without waiting for its lock, in one statement. ``free`` takes the lock if nobody
+# holds it (SKIP LOCKED: never wait). If it did, the credit and every pending credit go into the
+# balance (``folded``, ``credited``); if not, the credit is inserted as pending instead. Data-modifying
+# CTEs run exactly once whatever the outer query reads; ``free`` is read by three of them, so it is
+# evaluated once, and the lock is taken before the DELETE scans. The result is the wallet's whole
+# balance after the credit: from the UPDATE, or (pending) the balance and pending credits this
+# statement's snapshot sees plus this credit, whose new row that snapshot cannot see.
+CREDIT_SQL = f"""
 WITH free AS (SELECT id FROM {Wallet._meta.db_table} WHERE id = %(wallet)s FOR NO KEY UPDATE SKIP LOCKED),
-     folded AS (DELETE FROM {PendingCredit._meta.db_table} WHERE wallet_id IN (SELECT id FROM free) RETURNING amount)
-UPDATE {Wallet._meta.db_table}
-   SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
- WHERE id IN (SELECT id FROM free)
-RETURNING balance
-"""
-
-# Leave the credit pending, and read the wallet's whole balance with it (the CTE's row is not
-# visible to the outer query's snapshot, hence added explicitly).
-CREDIT_PENDING_SQL = f"""
-WITH credit AS (INSERT INTO {PendingCredit._meta.db_table} (wallet_id, amount) VALUES (%(wallet)s, %(amount)s)
-                RETURNING amount)
-SELECT w.balance + (SELECT amount FROM credit)
-       + COALESCE((SELECT SUM(p.amount) FROM {PendingCredit._meta.db_table} p WHERE p.wallet_id = w.id), 0)
-  FROM {Wallet._meta.db_table} w
- WHERE w.id = %(wallet)s
+     folded AS (DELETE FROM {PendingCredit._meta.db_table} WHERE wallet_id IN (SELECT id FROM free) RETURNING amount),
+     credited AS (UPDATE {Wallet._meta.db_table}
+                     SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
+                   WHERE id IN (SELECT id FROM free)
+               RETURNING balance),
+     pending AS (INSERT INTO {PendingCredit._meta.db_table} (wallet_id, amount)
+                 SELECT %(wallet)s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free)
+                 RETURNING amount)
+SELECT COALESCE(
+    (SELECT balance FROM credited),
+    (SELECT w.balance + %(amount)s
+            + COALESCE((SELECT SUM(p.amount) FROM {PendingCredit._meta.db_table} p WHERE p.wallet_id = w.id), 0)
+       FROM {Wallet._meta.db_table} w WHERE w.id = %(wallet)s)
+)
 """
 
 
@@ -120,11 +123,8 @@ def _credit_without_waiting(wallet: Wallet, amount: Decimal, *, over_max: str) -
         return _fold_and_add(wallet, amount, over_max=over_max)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(CREDIT_IF_FREE_SQL, {"wallet": wallet.pk, "amount": amount})
+            cursor.execute(CREDIT_SQL, {"wallet": wallet.pk, "amount": amount})
             row = cursor.fetchone()
-            if row is None:
-                cursor.execute(CREDIT_PENDING_SQL, {"wallet": wallet.pk, "amount": amount})
-                row = cursor.fetchone()
     except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
         raise FieldError("amount", over_max) from error
     if row[0] > MAX_BALANCE:  # a pending credit must stay foldable
