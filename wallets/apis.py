@@ -6,7 +6,6 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from django.core import signing
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -15,23 +14,22 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from idempotency.apis import IdempotentApiMixin
+from wallet_service.api.cursors import InvalidCursor, decode_cursor, encode_cursor
 from wallet_service.api.fields import AmountField, StrictCharField, format_money
 from wallets import selectors, services
-from wallets.models import Operation, Wallet
+from wallets.items import OperationRow, operation_item
+from wallets.models import Wallet
 from wallets.selectors import HistoryPosition
 
-HISTORY_DEFAULT_LIMIT = 100
-HISTORY_MAX_LIMIT = 1000
-HISTORY_CURSOR_SALT = "wallets.history.cursor"
+PAGE_DEFAULT_LIMIT = 100
+PAGE_MAX_LIMIT = 1000
+HISTORY_CURSOR = "wallets.history"
+LIST_CURSOR = "wallets.list"
 
 
 def wallet_body(wallet: Wallet) -> dict:
     """A wallet as the API shows it; ``current_balance`` comes from a selector or a service."""
     return {"wallet": wallet.token, "balance": format_money(wallet.current_balance)}
-
-
-def format_date(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class IsCompany(BasePermission):
@@ -85,7 +83,7 @@ class WalletChargeApi(IdempotentApiMixin, APIView):
         operation = services.wallet_charge(
             merchant=request.user, wallet_token=data["wallet"], amount=data["amount"], summary=data["summary"]
         )
-        return Response(wallet_body(operation.target))
+        return Response({**wallet_body(operation.target), "operation": operation.id})
 
 
 class WalletInfoApi(APIView):
@@ -93,12 +91,61 @@ class WalletInfoApi(APIView):
         return Response(wallet_body(selectors.wallet_get(owner=request.user, token=token)))
 
 
-class WalletListApi(APIView):
-    def get(self, request):
-        return Response([wallet_body(wallet) for wallet in selectors.wallet_list(owner=request.user)])
-
-
 LIMIT_RE = re.compile(r"[0-9]{1,7}")
+CURSOR_ERROR = "This cursor was not issued by this service for this list, or it has expired; start from the first page."
+
+
+def parse_limit(value: str) -> int:
+    if not LIMIT_RE.fullmatch(value) or not 1 <= int(value) <= PAGE_MAX_LIMIT:
+        raise serializers.ValidationError(f"Enter a whole number from 1 to {PAGE_MAX_LIMIT}.")
+    return int(value)
+
+
+def next_link(request, kept: tuple[str, ...], cursor: str) -> dict[str, str]:
+    """The ``Link`` header of the next page: this request's URL with the ``kept`` parameters and ``cursor``."""
+    query = {name: request.query_params[name] for name in kept if name in request.query_params}
+    query["cursor"] = cursor
+    return {"Link": f'<{request.build_absolute_uri(f"{request.path}?{urlencode(query)}")}>; rel="next"'}
+
+
+class ListQuerySerializer(serializers.Serializer):
+    limit = serializers.CharField(required=False, trim_whitespace=False)
+    cursor = serializers.CharField(required=False, trim_whitespace=False)
+
+    def validate_limit(self, value: str) -> int:
+        return parse_limit(value)
+
+    def __init__(self, *args, owner: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    def validate_cursor(self, value: str) -> int:
+        try:
+            payload = decode_cursor(LIST_CURSOR, value)
+        except InvalidCursor:
+            raise serializers.ValidationError(CURSOR_ERROR) from None
+        after_id = payload.get("after")
+        if payload.get("owner") != self.owner.pk or not isinstance(after_id, int):
+            raise serializers.ValidationError(CURSOR_ERROR)
+        return after_id
+
+
+class WalletListApi(APIView):
+    """Oldest first, keyset-paginated like the history: the next page's URL is in ``Link``."""
+
+    def get(self, request):
+        query = ListQuerySerializer(data=request.query_params.dict(), owner=request.user)
+        query.is_valid(raise_exception=True)
+        limit = query.validated_data.get("limit", PAGE_DEFAULT_LIMIT)
+        wallets = selectors.wallet_list(
+            owner=request.user, after_id=query.validated_data.get("cursor"), limit=limit + 1
+        )
+        headers = {}
+        if len(wallets) > limit:
+            wallets = wallets[:limit]
+            cursor = encode_cursor(LIST_CURSOR, {"owner": request.user.pk, "after": wallets[-1].pk})
+            headers = next_link(request, ("limit",), cursor)
+        return Response([wallet_body(wallet) for wallet in wallets], headers=headers)
 
 
 def parse_instant(value: str) -> datetime:
@@ -133,9 +180,7 @@ class HistoryQuerySerializer(serializers.Serializer):
         }
 
     def validate_limit(self, value: str) -> int:
-        if not LIMIT_RE.fullmatch(value) or not 1 <= int(value) <= HISTORY_MAX_LIMIT:
-            raise serializers.ValidationError(f"Enter a whole number from 1 to {HISTORY_MAX_LIMIT}.")
-        return int(value)
+        return parse_limit(value)
 
     def validate_from(self, value: str) -> datetime:
         return parse_instant(value)
@@ -145,7 +190,7 @@ class HistoryQuerySerializer(serializers.Serializer):
 
     def validate_cursor(self, value: str) -> HistoryPosition:
         try:
-            payload = signing.loads(value, salt=HISTORY_CURSOR_SALT)
+            payload = decode_cursor(HISTORY_CURSOR, value)
             if payload["w"] != self.wallet_token:
                 raise ValueError("cursor of another wallet")
             snapshot = payload.get("s")
@@ -154,8 +199,8 @@ class HistoryQuerySerializer(serializers.Serializer):
             return HistoryPosition(
                 created_at=datetime.fromisoformat(payload["t"]), id=int(payload["i"]), snapshot=snapshot
             )
-        except (signing.BadSignature, ValueError, TypeError, KeyError, OverflowError):
-            raise serializers.ValidationError("This cursor was not issued by this service for this wallet.") from None
+        except (InvalidCursor, ValueError, TypeError, KeyError, OverflowError):
+            raise serializers.ValidationError(CURSOR_ERROR) from None
 
     def validate(self, attrs):
         since, until = attrs.get("since"), attrs.get("until")
@@ -164,24 +209,11 @@ class HistoryQuerySerializer(serializers.Serializer):
         return attrs
 
 
-def encode_cursor(wallet: Wallet, operation: Operation, snapshot: str | None) -> str:
-    payload = {"w": wallet.token, "t": operation.created_at.isoformat(), "i": operation.id}
+def history_cursor(wallet_token: str, operation: OperationRow, snapshot: str | None) -> str:
+    payload = {"w": wallet_token, "t": operation.created_at.isoformat(), "i": operation.id}
     if snapshot is not None:
         payload["s"] = snapshot  # the walk's first snapshot, carried to every later page
-    return signing.dumps(payload, salt=HISTORY_CURSOR_SALT)
-
-
-def operation_body(operation: Operation) -> dict:
-    return {
-        "id": operation.id,
-        "type": operation.kind,
-        "summary": operation.summary,
-        "source__token": operation.source_token,
-        "target__token": operation.target_token,
-        "amount": format_money(operation.amount),
-        "success": operation.success,
-        "date": format_date(operation.created_at),
-    }
+    return encode_cursor(HISTORY_CURSOR, payload)
 
 
 class WalletHistoryApi(APIView):
@@ -191,10 +223,10 @@ class WalletHistoryApi(APIView):
         query = HistoryQuerySerializer(data=request.query_params.dict(), wallet_token=token)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        wallet = selectors.wallet_get(owner=request.user, token=token)
-        limit = params.get("limit", HISTORY_DEFAULT_LIMIT)
+        limit = params.get("limit", PAGE_DEFAULT_LIMIT)
         operations, snapshot = selectors.operation_list(
-            wallet=wallet,
+            owner=request.user,
+            wallet_token=token,
             after=params.get("cursor"),
             since=params.get("since"),
             until=params.get("until"),
@@ -203,10 +235,6 @@ class WalletHistoryApi(APIView):
         headers = {}
         if len(operations) > limit:
             operations = operations[:limit]
-            kept = {
-                name: request.query_params[name] for name in ("limit", "from", "to") if name in request.query_params
-            }
-            kept["cursor"] = encode_cursor(wallet, operations[-1], snapshot)
-            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(kept)}")
-            headers["Link"] = f'<{next_url}>; rel="next"'
-        return Response([operation_body(operation) for operation in operations], headers=headers)
+            headers = next_link(request, ("limit", "from", "to"), history_cursor(token, operations[-1], snapshot))
+        reader_id = request.user.pk
+        return Response([operation_item(operation, reader_id=reader_id) for operation in operations], headers=headers)

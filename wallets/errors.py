@@ -37,4 +37,5 @@ class InsufficientFunds(ServiceError):
 
     def __init__(self, operation: Operation):
         self.operation = operation
+        self.extra = {"operation": operation.id}
         super().__init__()

@@ -23,15 +23,62 @@ class WalletOutputSerializer(serializers.Serializer):
     balance = serializers.RegexField(MONEY_PATTERN, help_text='Two decimals, e.g. "150.00".')
 
 
+class CounterpartySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["company", "client"])
+    name = serializers.CharField(required=False, help_text="The company's name; absent for a client.")
+
+
+TOKEN_SECRECY = (
+    " Shown in full only to its owner, or to the company whose operation it is; otherwise masked: `…` and its "
+    "last four characters (a wallet token is a credential)."
+)
+
+
 class OperationOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(help_text="What a refund names.")
     type = serializers.ChoiceField(choices=["deposit", "charge"])
     summary = serializers.CharField(allow_blank=True)
-    source__token = serializers.CharField(allow_null=True, help_text="The charged wallet; null for a deposit.")
-    target__token = serializers.CharField(help_text="The wallet that received (or would have received) the money.")
+    source__token = serializers.CharField(
+        allow_null=True, help_text="The charged wallet; null for a deposit." + TOKEN_SECRECY
+    )
+    target__token = serializers.CharField(
+        help_text="The wallet that received (or would have received) the money." + TOKEN_SECRECY
+    )
+    counterparty = CounterpartySerializer(
+        allow_null=True,
+        help_text="The other party of a charge (a company by name, a client by kind); null for a deposit.",
+    )
     amount = serializers.RegexField(MONEY_PATTERN)
     success = serializers.BooleanField(help_text="False for a charge refused for insufficient funds.")
     date = serializers.DateTimeField(help_text="When the operation committed, UTC.")
+
+
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": apis.PAGE_MAX_LIMIT, "default": apis.PAGE_DEFAULT_LIMIT},
+    description=f"Items per page (default {apis.PAGE_DEFAULT_LIMIT}).",
+)
+CURSOR = OpenApiParameter(
+    "cursor",
+    {"type": "string", "minLength": 1},
+    description="Opaque; only as found in a `Link` header's next URL, for an hour (any other value is 400).",
+)
+
+
+def next_link_header(kept: tuple[str, ...]) -> OpenApiParameter:
+    names = ", ".join(f"`{name}`" for name in kept)
+    return OpenApiParameter(
+        "Link",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description=f'`<absolute URL of the next page>; rel="next"` (RFC 8288), present when more items exist. '
+        f"The URL keeps {names} and adds `cursor`.",
+    )
+
+
+class ChargeOutputSerializer(WalletOutputSerializer):
+    operation = serializers.IntegerField(help_text="The charge's `id` in the history: what a refund names.")
 
 
 EMPTY_OBJECT = {"type": "object", "description": "`{}`: any JSON object; its members are ignored.", "example": {}}
@@ -96,7 +143,7 @@ class WalletChargeSchema(OpenApiViewExtension):
             tags=TAGS,
             request=apis.MoneyMovementInputSerializer,
             responses={
-                200: OpenApiResponse(WalletOutputSerializer, description="The company's wallet and its new balance.")
+                200: OpenApiResponse(ChargeOutputSerializer, description="The company's wallet and its new balance.")
             },
             problems=(
                 "same_wallet",
@@ -139,8 +186,11 @@ class WalletListSchema(OpenApiViewExtension):
         return document(
             self.target_class,
             summary="Your wallets, oldest first",
+            description="Keyset-paginated: when more wallets exist, the `Link` header holds the next page's URL.",
             tags=TAGS,
             responses={200: OpenApiResponse(WalletOutputSerializer(many=True), description="The caller's wallets.")},
+            problems=("validation_error",),
+            parameters=(LIMIT, CURSOR, next_link_header(("limit",))),
         )
 
 
@@ -163,11 +213,7 @@ class WalletHistorySchema(OpenApiViewExtension):
             problems=("validation_error", "not_found"),
             parameters=(
                 WALLET_TOKEN,
-                OpenApiParameter(
-                    "limit",
-                    {"type": "integer", "minimum": 1, "maximum": apis.HISTORY_MAX_LIMIT},
-                    description=f"Items per page (default {apis.HISTORY_DEFAULT_LIMIT}).",
-                ),
+                LIMIT,
                 OpenApiParameter(
                     "from",
                     instant,
@@ -175,18 +221,7 @@ class WalletHistorySchema(OpenApiViewExtension):
                     "has no zone) or a date (midnight UTC). Must not be later than `to`.",
                 ),
                 OpenApiParameter("to", instant, description="Only operations before this instant (same forms)."),
-                OpenApiParameter(
-                    "cursor",
-                    {"type": "string", "minLength": 1},
-                    description="Opaque; only as found in a `Link` header's next URL (any other value is 400).",
-                ),
-                OpenApiParameter(
-                    "Link",
-                    str,
-                    OpenApiParameter.HEADER,
-                    response=[200],
-                    description='`<absolute URL of the next page>; rel="next"` (RFC 8288), present when more '
-                    "items exist. The URL keeps `limit`, `from` and `to` and adds `cursor`.",
-                ),
+                CURSOR,
+                next_link_header(("limit", "from", "to")),
             ),
         )

@@ -10,12 +10,11 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from accounts.models import User
-from wallet_service.db import convert_row, row_converters
+from accounts.models import Company, User
 from wallets.errors import WalletNotFound
+from wallets.items import OperationRow
 from wallets.models import Operation, PendingCredit, Wallet
 
-CENT = Decimal("0.01")
 # Wallet tokens are URL-safe base64 (see models.new_wallet_token); nothing else can name a wallet.
 WALLET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -23,25 +22,11 @@ WALLET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 @dataclass(frozen=True)
 class HistoryPosition:
     """A place in a wallet's history: the (created_at, id) of the last operation already seen, and
-    (PostgreSQL) the snapshot of the walk's first page, which decides what the walk may show."""
+    the snapshot of the walk's first page, which decides what the walk may show."""
 
     created_at: datetime
     id: int
     snapshot: str | None = None
-
-
-class OperationRow(NamedTuple):
-    """One operation of a history page, with the tokens of its wallets (a plain row: a page of
-    model instances cost ~2 ms of CPU more per 100 operations, profiled)."""
-
-    id: int
-    kind: str
-    amount: Decimal
-    summary: str
-    success: bool
-    created_at: datetime
-    source_token: str | None
-    target_token: str
 
 
 def _owned_wallets(condition: str, params: list) -> list[Wallet]:
@@ -57,17 +42,17 @@ def _owned_wallets(condition: str, params: list) -> list[Wallet]:
     )
     found = list(Wallet.objects.raw(sql, params))
     for wallet in found:
-        # PostgreSQL returns numeric as Decimal; SQLite may return a float or an int.
         pending_total = wallet.__dict__.pop("pending_total")
-        wallet.current_balance = wallet.balance + (
-            Decimal(str(pending_total)).quantize(CENT) if pending_total is not None else Decimal("0.00")
-        )
+        wallet.current_balance = wallet.balance + (pending_total or Decimal("0.00"))
     return found
 
 
-def wallet_list(*, owner: User) -> list[Wallet]:
-    """The owner's wallets, oldest first, each with ``current_balance``."""
-    return _owned_wallets("ORDER BY w.id", [owner.pk])
+def wallet_list(*, owner: User, after_id: int | None = None, limit: int = 100) -> list[Wallet]:
+    """Up to ``limit`` of the owner's wallets, oldest first, after the wallet ``after_id`` when given,
+    each with ``current_balance``. A keyset range of the (owner, id) index: no OFFSET."""
+    if after_id is None:
+        return _owned_wallets("ORDER BY w.id LIMIT %s", [owner.pk, limit])
+    return _owned_wallets("AND w.id > %s ORDER BY w.id LIMIT %s", [owner.pk, after_id, limit])
 
 
 def wallet_get(*, owner: User, token: str) -> Wallet:
@@ -102,49 +87,55 @@ def _keyset_conditions(
 
 class HistoryPage(NamedTuple):
     operations: list[OperationRow]
-    # PostgreSQL: the snapshot the first page of a walk was read in; later pages show only what it saw.
+    # The snapshot the first page of a walk was read in; later pages show only what it saw.
     snapshot: str | None
 
 
 def operation_list(
     *,
-    wallet: Wallet,
+    owner: User,
+    wallet_token: str,
     after: HistoryPosition | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
 ) -> HistoryPage:
-    """Up to ``limit`` operations of ``wallet``, newest first, strictly after ``after`` in that order.
+    """Up to ``limit`` operations of ``owner``'s wallet ``wallet_token``, newest first, strictly after
+    ``after`` in that order; WalletNotFound when the wallet is not the owner's (or does not exist).
 
-    ``since <= created_at < until`` when given. Each row carries ``source_token`` and
-    ``target_token``. The page is ONE statement, so it is one snapshot of the ledger: read as
-    two, a charge and then a deposit committing between them could show the deposit without the
-    charge, and the charge would then be skipped by the rest of the walk. Inside it, two index
-    range scans (the wallet as source, and as target) of at most ``limit`` rows each are merged:
-    the cost depends on ``limit``, not on the length of the history; no COUNT, no OFFSET. The
-    caller must already have checked that the wallet is the user's (``wallet_get``).
+    ``since <= created_at < until`` when given. Each row carries both wallets' tokens and owners and
+    the companies' names, for ``wallets.items.operation_item``. The page is ONE statement, so it is
+    one snapshot of the ledger: read as two, a charge and then a deposit committing between them
+    could show the deposit without the charge, and the charge would then be skipped by the rest of
+    the walk. The same statement checks ownership (the wallet is found by token AND owner), so a
+    page costs one round trip; only an empty page asks again, to tell "not yours" from "no
+    operations". Inside it, two index range scans (the wallet as source, and as target) of at most
+    ``limit`` rows each are merged: the cost depends on ``limit``, not on the length of the history;
+    no COUNT, no OFFSET.
 
-    On PostgreSQL a walk is exact whatever the commit order: the first page returns its snapshot,
-    and a page after ``after`` shows only operations visible in ``after.snapshot``. (A merchant's
-    wallet is credited without its row lock, so an operation with an older (date, id) can commit
-    after a newer one; without the snapshot it would appear in the middle of a walk that began
-    before it existed.) SQLite runs one writer at a time, so there commit order is (date, id) order.
+    A walk is exact whatever the commit order: the first page returns its snapshot, and a page after
+    ``after`` shows only operations visible in ``after.snapshot``. (A merchant's wallet is credited
+    without its row lock, so an operation with an older (date, id) can commit after a newer one;
+    without the snapshot it would appear in the middle of a walk that began before it existed.)
     """
+    if not WALLET_TOKEN_RE.fullmatch(wallet_token):
+        raise WalletNotFound()
     conditions, params = _keyset_conditions(after=after, since=since, until=until)
-    postgres = connection.vendor == "postgresql"
     snapshot = after.snapshot if after is not None else None
-    if postgres and snapshot is not None:
+    if snapshot is not None:
         # A transaction sees its own writes (only tests read history inside a writing transaction).
         conditions += " AND (pg_visible_in_snapshot(xid, %s::pg_snapshot) OR xid = pg_current_xact_id_if_assigned())"
         params = [*params, snapshot]
-    read_snapshot = postgres and snapshot is None
-    operations, wallets = Operation._meta.db_table, Wallet._meta.db_table
+    read_snapshot = snapshot is None
+    operations, wallets, companies = Operation._meta.db_table, Wallet._meta.db_table, Company._meta.db_table
     side = (
-        f"SELECT id FROM (SELECT id, created_at FROM {operations} WHERE {{column}} = %s {conditions} "
-        f"ORDER BY created_at DESC, id DESC LIMIT %s) AS {{alias}}"
+        f"SELECT id FROM (SELECT id, created_at FROM {operations} WHERE {{column}} = (SELECT id FROM owned) "
+        f"{conditions} ORDER BY created_at DESC, id DESC LIMIT %s) AS {{alias}}"
     )
     sql = f"""
-        SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, source.token, target.token
+        WITH owned AS (SELECT id FROM {wallets} WHERE token = %s AND owner_id = %s)
+        SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, source.token, target.token,
+               source.owner_id, target.owner_id, source_company.name, target_company.name
                {", pg_current_snapshot()::text" if read_snapshot else ""}
         FROM ({side.format(column="source_id", alias="by_source")}
               UNION ALL
@@ -152,18 +143,20 @@ def operation_list(
         JOIN {operations} AS o ON o.id = page.id
         LEFT JOIN {wallets} AS source ON source.id = o.source_id
         JOIN {wallets} AS target ON target.id = o.target_id
+        LEFT JOIN {companies} AS source_company ON source_company.user_id = source.owner_id
+        LEFT JOIN {companies} AS target_company ON target_company.user_id = target.owner_id
         ORDER BY o.created_at DESC, o.id DESC
         LIMIT %s
     """
     side_params = [*params, limit]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [wallet.pk, *side_params, wallet.pk, *side_params, limit])
+        cursor.execute(sql, [wallet_token, owner.pk, *side_params, *side_params, limit])
         rows = cursor.fetchall()
+        if not rows:
+            cursor.execute(f"SELECT 1 FROM {wallets} WHERE token = %s AND owner_id = %s", [wallet_token, owner.pk])
+            if cursor.fetchone() is None:
+                raise WalletNotFound()
     if read_snapshot and rows:
         snapshot = rows[0][-1]
         rows = [row[:-1] for row in rows]
-    fields = [Operation._meta.get_field(name) for name in ("id", "kind", "amount", "summary", "success", "created_at")]
-    converters = row_converters([*fields, Wallet._meta.get_field("token"), Wallet._meta.get_field("token")])
-    if any(converters):
-        rows = [convert_row(row, converters) for row in rows]
     return HistoryPage([OperationRow(*row) for row in rows], snapshot)

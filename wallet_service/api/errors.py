@@ -13,6 +13,8 @@ class ServiceError(Exception):
     code: str = "validation_error"
     default_detail: str = "The request cannot be processed."
     headers: dict[str, str] | None = None
+    # Members added to the problem body (e.g. the failed charge's ``operation``).
+    extra: dict | None = None
 
     def __init__(self, detail: str | None = None):
         self.detail = detail or self.default_detail

@@ -105,7 +105,7 @@ def _problem_for(exc):
     if isinstance(exc, FieldError):
         return validation_problem(exc.errors)
     if isinstance(exc, ServiceError):
-        return problem_response(exc.code, exc.detail, headers=exc.headers)
+        return problem_response(exc.code, exc.detail, headers=exc.headers, extra=exc.extra)
     if isinstance(exc, Http404):
         return problem_response("not_found", "Not found.")
     if isinstance(exc, DjangoPermissionDenied):

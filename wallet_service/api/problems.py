@@ -107,8 +107,16 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
 }
 
 
-def problem_body(code: str, detail: str, *, errors: dict[str, list[str]] | None = None, status: int | None = None):
-    """The problem+json document for ``code``; ``status`` overrides the catalogue's default."""
+def problem_body(
+    code: str,
+    detail: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    status: int | None = None,
+    extra: dict | None = None,
+):
+    """The problem+json document for ``code``; ``status`` overrides the catalogue's default; ``extra``
+    members (such as a failed charge's ``operation``) are added to it."""
     problem = PROBLEM_TYPES[code]
     body = {
         "type": problem.type_uri,
@@ -119,6 +127,8 @@ def problem_body(code: str, detail: str, *, errors: dict[str, list[str]] | None 
     }
     if errors is not None:
         body["errors"] = errors
+    if extra:
+        body.update(extra)
     return body
 
 
@@ -129,6 +139,7 @@ def problem_response(
     errors: dict[str, list[str]] | None = None,
     status: int | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict | None = None,
 ) -> Response:
-    body = problem_body(code, detail, errors=errors, status=status)
+    body = problem_body(code, detail, errors=errors, status=status, extra=extra)
     return Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)

@@ -112,6 +112,11 @@ def problem_component(code: str) -> dict:
             "the body as a whole is `body`.",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         }
+    if code == "insufficient_funds":
+        schema["properties"]["operation"] = {
+            "type": "integer",
+            "description": "The recorded failed operation's `id` in the history (when one was recorded).",
+        }
     return schema
 
 

@@ -118,7 +118,7 @@ def test_charge_documents_every_answer_the_contract_gives_it(schema):
         "422": {"idempotency_key_reused"},
         "503": {"service_unavailable"},
     }
-    assert responses["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/WalletOutput"}
+    assert responses["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ChargeOutput"}
     assert "WWW-Authenticate" in responses["401"]["headers"]
     assert responses["200"]["headers"]["Idempotent-Replayed"]["schema"]["enum"] == ["true"]
     assert responses["402"]["headers"]["Idempotent-Replayed"]["schema"]["enum"] == ["true"]
@@ -184,7 +184,7 @@ def test_history_documents_its_query_parameters_and_link_header(schema):
     operation = schema["paths"]["/wallet/history/{token}"]["get"]
     parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
     assert parameters.keys() == {"token", "limit", "from", "to", "cursor"}
-    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
     # An empty cursor is refused like any cursor the service did not issue (found by schemathesis).
     assert parameters["cursor"]["schema"] == {"type": "string", "minLength": 1}
     assert {item["format"] for item in parameters["from"]["schema"]["oneOf"]} == {"date-time", "date"}

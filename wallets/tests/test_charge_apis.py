@@ -30,11 +30,12 @@ def customer_wallet(db):
 def test_charge_moves_money_to_the_merchant_and_records_it(company_api, merchant_wallet, customer_wallet):
     response = charge(company_api, customer_wallet, "25.00", summary="Order 1234")
     assert response.status_code == 200
-    assert response.json() == {"wallet": merchant_wallet.token, "balance": "25.00"}
+    operation = Operation.objects.get()
+    # "operation" is the charge's id in the history: what a refund names.
+    assert response.json() == {"wallet": merchant_wallet.token, "balance": "25.00", "operation": operation.id}
     customer_wallet.refresh_from_db()
     merchant_wallet.refresh_from_db()
     assert (customer_wallet.balance, merchant_wallet.balance) == (Decimal("75.00"), Decimal("25.00"))
-    operation = Operation.objects.get()
     assert (operation.kind, operation.source, operation.target) == ("charge", customer_wallet, merchant_wallet)
     assert (operation.amount, operation.summary, operation.success) == (Decimal("25.00"), "Order 1234", True)
 
@@ -49,7 +50,8 @@ def test_charging_the_whole_balance_leaves_zero(company_api, merchant_wallet, cu
 @pytest.mark.django_db
 def test_charge_over_balance_is_recorded_as_failed(company_api, merchant_wallet, customer_wallet):
     response = charge(company_api, customer_wallet, "100.01", summary="Too much")
-    assert_problem(response, 402, "insufficient_funds")
+    problem = assert_problem(response, 402, "insufficient_funds")
+    assert problem["operation"] == Operation.objects.get().id
     customer_wallet.refresh_from_db()
     merchant_wallet.refresh_from_db()
     assert (customer_wallet.balance, merchant_wallet.balance) == (Decimal("100.00"), Decimal("0.00"))

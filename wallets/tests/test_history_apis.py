@@ -1,17 +1,22 @@
 from __future__ import annotations
 
+import base64
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.core import signing
+from cryptography.fernet import Fernet
+from django.db import connection
 
 from accounts.tests.factories import CompanyFactory
+from conftest import authenticated_client
+from wallet_service.api import cursors
 from wallet_service.tests.utils import assert_max_queries, assert_problem
 from wallets import services
-from wallets.apis import HISTORY_CURSOR_SALT
+from wallets.apis import HISTORY_CURSOR
 from wallets.errors import InsufficientFunds
 from wallets.models import Operation
 from wallets.tests.factories import DepositFactory, WalletFactory
@@ -56,22 +61,47 @@ def test_history_holds_deposits_charges_both_ways_and_failed_attempts_newest_fir
     assert response.status_code == 200
     assert "Link" not in response.headers
     items = response.json()
+    # The client sees its own token; the merchant's is a credential it never sent, so it is masked.
+    shop_masked = "…" + shop.token[-4:]
     assert [(i["type"], i["source__token"], i["target__token"], i["amount"], i["success"]) for i in items] == [
-        ("charge", wallet.token, shop.token, "500.00", False),
-        ("charge", wallet.token, shop.token, "25.00", True),
+        ("charge", wallet.token, shop_masked, "500.00", False),
+        ("charge", wallet.token, shop_masked, "25.00", True),
         ("deposit", None, wallet.token, "100.00", True),
+    ]
+    shop_name = company_api.user.company.name
+    assert [item["counterparty"] for item in items] == [
+        {"kind": "company", "name": shop_name},
+        {"kind": "company", "name": shop_name},
+        None,
     ]
     assert [item["summary"] for item in items] == ["", "O1", "in"]
     for item in items:
-        assert set(item) == {"id", "type", "summary", "source__token", "target__token", "amount", "success", "date"}
+        assert set(item) == {
+            "id", "type", "summary", "source__token", "target__token", "counterparty", "amount", "success", "date"
+        }  # fmt: skip
         assert DATE_RE.fullmatch(item["date"])
     assert items[0]["id"] > items[1]["id"] > items[2]["id"]
 
     merchant_items = company_api.get(f"/wallet/history/{shop.token}").json()
-    assert [(i["source__token"], i["target__token"], i["amount"], i["success"]) for i in merchant_items] == [
-        (shop.token, other_shop.token, "5.00", True),  # the merchant charged by another merchant
-        (wallet.token, shop.token, "500.00", False),  # the failed attempt is in the merchant's history too
-        (wallet.token, shop.token, "25.00", True),
+    assert [
+        (i["source__token"], i["target__token"], i["amount"], i["success"], i["counterparty"]) for i in merchant_items
+    ] == [
+        # Charged by another merchant: its wallet token is masked, its name shown.
+        (
+            shop.token,
+            "…" + other_shop.token[-4:],
+            "5.00",
+            True,
+            {"kind": "company", "name": other_shop_user.company.name},
+        ),
+        # The merchant's own charges show the token it sent; the failed attempt is in its history too.
+        (wallet.token, shop.token, "500.00", False, {"kind": "client"}),
+        (wallet.token, shop.token, "25.00", True, {"kind": "client"}),
+    ]
+    # The merchant that charged the shop sees both tokens of its own operation.
+    other_items = authenticated_client(other_shop_user).get(f"/wallet/history/{other_shop.token}").json()
+    assert [(i["source__token"], i["target__token"], i["counterparty"]) for i in other_items] == [
+        (shop.token, other_shop.token, {"kind": "company", "name": company_api.user.company.name})
     ]
 
 
@@ -259,10 +289,57 @@ def test_a_cursor_for_another_wallet_is_refused(client_api):
 
 
 @pytest.mark.django_db
-def test_a_correctly_signed_but_malformed_cursor_is_refused(client_api):
+def test_a_correctly_encrypted_but_malformed_cursor_is_refused(client_api):
     wallet = WalletFactory(owner=client_api.user)
-    cursor = signing.dumps({"w": wallet.token, "t": "not a date", "i": "x"}, salt=HISTORY_CURSOR_SALT)
+    cursor = cursors.encode_cursor(HISTORY_CURSOR, {"w": wallet.token, "t": "not a date", "i": "x"})
     assert_problem(client_api.get(f"/wallet/history/{wallet.token}", {"cursor": cursor}), 400, "validation_error")
+
+
+def first_cursor(api, wallet) -> str:
+    url = next_url(api.get(f"/wallet/history/{wallet.token}?limit=1"))
+    return parse_qs(urlsplit(url).query)["cursor"][0]
+
+
+@pytest.mark.django_db
+def test_a_cursor_shows_nothing_of_the_database(client_api):
+    """The cursor carries the walk's snapshot (transaction ids) and row ids: encrypted, none of it shows."""
+    wallet = WalletFactory(owner=client_api.user)
+    for _ in range(3):
+        DepositFactory(target=wallet)
+    cursor = first_cursor(client_api, wallet)
+    with connection.cursor() as db:
+        db.execute("SELECT pg_current_snapshot()::text")
+        (snapshot,) = db.fetchone()
+    xmin = snapshot.split(":")[0]
+    decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    for secret in (xmin, wallet.token, str(Operation.objects.order_by("id").last().id)):
+        assert secret.encode() not in decoded
+        assert secret not in cursor
+    # A cursor that only base64-decodes (the signed-but-readable kind) is not accepted.
+    readable = base64.urlsafe_b64encode(b'{"w":"%s","t":"2021-04-11T00:00:00+00:00","i":1}' % wallet.token.encode())
+    response = client_api.get(f"/wallet/history/{wallet.token}", {"cursor": readable.decode()})
+    assert_problem(response, 400, "validation_error")
+
+
+@pytest.mark.django_db
+def test_a_cursor_expires(client_api, monkeypatch):
+    wallet = WalletFactory(owner=client_api.user)
+    for _ in range(3):
+        DepositFactory(target=wallet)
+    cursor = first_cursor(client_api, wallet)
+    assert client_api.get(f"/wallet/history/{wallet.token}", {"cursor": cursor}).status_code == 200
+    # An hour and a second later (Fernet reads the clock through time.time).
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + cursors.CURSOR_MAX_AGE_SECONDS + 1)
+    response = client_api.get(f"/wallet/history/{wallet.token}", {"cursor": cursor})
+    assert "expired" in assert_problem(response, 400, "validation_error")["errors"]["cursor"][0]
+
+
+@pytest.mark.django_db
+def test_a_cursor_under_another_key_is_refused(client_api):
+    wallet = WalletFactory(owner=client_api.user)
+    forged = Fernet(Fernet.generate_key()).encrypt(b'{"w":"x","t":"2021-04-11T00:00:00+00:00","i":1}').decode()
+    assert_problem(client_api.get(f"/wallet/history/{wallet.token}", {"cursor": forged}), 400, "validation_error")
 
 
 @pytest.mark.django_db
@@ -279,8 +356,8 @@ def test_a_full_page_costs_three_queries(client_api):
         DepositFactory(target=wallet)
         Operation.objects.create(kind="charge", source=other, target=wallet, amount=Decimal(1), success=True)
         Operation.objects.create(kind="charge", source=wallet, target=other, amount=Decimal(1), success=False)
-    # token+user, wallet, the page
-    with assert_max_queries(3):
+    # token+user, the page (which checks the wallet's owner itself)
+    with assert_max_queries(2):
         assert len(client_api.get(f"/wallet/history/{wallet.token}").json()) == 90
 
 

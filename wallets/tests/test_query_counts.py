@@ -62,21 +62,21 @@ def test_list_takes_at_most_two_statements_whatever_the_number_of_wallets(
     assert len(response.json()) == 21
 
 
-def test_history_page_takes_at_most_three_statements_whatever_its_length(
+def test_history_page_takes_two_statements_whatever_its_length(
     client_api, client_wallet, company_user, django_assert_max_num_queries
 ):
-    # authenticate, find the caller's wallet, read the page (both sides of the ledger in one statement)
+    # authenticate; read the page (the caller's wallet and both sides of the ledger in one statement)
     merchant_wallet = WalletFactory(owner=company_user)
     DepositFactory.create_batch(60, target=client_wallet)
     for _ in range(60):
         services.wallet_charge(
             merchant=company_user, wallet_token=client_wallet.token, amount=Decimal("0.01"), summary=""
         )
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(2):
         response = client_api.get(f"/wallet/history/{client_wallet.token}?limit=100")
     body = response.json()
     assert len(body) == 100
-    assert {item["target__token"] for item in body} == {client_wallet.token, merchant_wallet.token}
+    assert {item["target__token"] for item in body} == {client_wallet.token, "…" + merchant_wallet.token[-4:]}
     assert "next" in response["Link"]
 
 

@@ -1,0 +1,81 @@
+"""An operation as one reader sees it: the single place where token secrecy is decided.
+
+A wallet token is a credential (any company can charge whoever's token it knows), so no response,
+feed or webhook may hand it to someone who did not already have it. Every reader of an operation —
+the history, the failed charge's problem, and every later feed — renders it through
+``operation_item``; nothing else turns an operation into JSON.
+
+The rule: a token is shown in full to the owner of its wallet, and to the company whose operation
+it is (the owner of the merchant's wallet: it sent the other token itself). Every other token is
+masked to ``"…"`` and its last four characters. Each item between two parties names the other one
+in ``counterparty``: a company by its name, a client by its kind only (no personal data).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from wallet_service.api.fields import format_money
+
+MASK = "…"
+# The side that holds the merchant's wallet, by operation kind: the company whose operation it is.
+MERCHANT_SIDE = {"charge": "target", "hold": "target", "capture": "target", "refund": "source"}
+
+
+class OperationRow(NamedTuple):
+    """One operation with what its readers may need: both wallets' tokens and owners, and the name
+    of the company on each side (None for a client's wallet or a deposit's missing source)."""
+
+    id: int
+    kind: str
+    amount: Decimal
+    summary: str
+    success: bool
+    created_at: datetime
+    source_token: str | None
+    target_token: str
+    source_owner_id: int | None
+    target_owner_id: int
+    source_company: str | None
+    target_company: str | None
+
+
+def mask_token(token: str) -> str:
+    return MASK + token[-4:]
+
+
+def format_date(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def operation_item(row: OperationRow, *, reader_id: int) -> dict:
+    """``row`` as the user ``reader_id`` may see it (one of the operation's two owners)."""
+    side = MERCHANT_SIDE.get(row.kind)
+    merchant_owner = getattr(row, f"{side}_owner_id") if side else None
+    sees_all = merchant_owner == reader_id
+
+    def token(value: str | None, owner_id: int | None) -> str | None:
+        if value is None or sees_all or owner_id == reader_id:
+            return value
+        return mask_token(value)
+
+    item = {
+        "id": row.id,
+        "type": row.kind,
+        "summary": row.summary,
+        "source__token": token(row.source_token, row.source_owner_id),
+        "target__token": token(row.target_token, row.target_owner_id),
+        "amount": format_money(row.amount),
+        "success": row.success,
+        "date": format_date(row.created_at),
+    }
+    if side is None:
+        item["counterparty"] = None  # a deposit has no other party
+    else:
+        # The other party is the side the reader does not own (a company never charges itself).
+        other_is_source = row.source_owner_id != reader_id
+        company = row.source_company if other_is_source else row.target_company
+        item["counterparty"] = {"kind": "company", "name": company} if company is not None else {"kind": "client"}
+    return item
