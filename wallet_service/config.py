@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -229,7 +230,11 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     if secret_key is None:
         if not debug:
             raise ConfigError("WALLET_SERVICE_SECRET_KEY", "is required when WALLET_SERVICE_DEBUG_MODE is False")
-        secret_key = "insecure-debug-only-secret-key"
+        # A random key, never a fixed one that anyone reading this file could sign sessions and cursors
+        # with. Put in the environment so that the server's workers, started after this, share it.
+        secret_key = secrets.token_urlsafe(50)
+        if env is os.environ:
+            os.environ["WALLET_SERVICE_SECRET_KEY"] = secret_key
     num_proxies = parse_non_negative_int("WALLET_SERVICE_NUM_PROXIES", _get(env, "WALLET_SERVICE_NUM_PROXIES"), 0)
     transport = parse_transport_security(env, num_proxies)
     return Config(

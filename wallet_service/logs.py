@@ -70,6 +70,18 @@ class JsonFormatter(BaseJsonFormatter):
         super().add_fields(log_data, record, message_dict)
 
 
+class SuspiciousRequestFilter(logging.Filter):
+    """Django logs each request it refuses as suspicious (a Host not served here, too many fields) at
+    ERROR with a traceback, under ``django.security.*``. Scanners send them all day: they are a
+    client's mistake, not the service's, so the line is a WARNING and carries no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+
 def logging_config(level: str) -> dict:
     """The ``logging.config.dictConfig`` of the service at ``level`` (``info``, ``warning``...)."""
     level = level.upper()
@@ -80,17 +92,25 @@ def logging_config(level: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "wallet_service.logs.JsonFormatter"}},
+        "filters": {"suspicious_request": {"()": "wallet_service.logs.SuspiciousRequestFilter"}},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "json",
             },
+            "suspicious_requests": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "json",
+                "filters": ["suspicious_request"],
+            },
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django": {"handlers": ["console"], "level": level, "propagate": False},
             "django.request": {"handlers": ["console"], "level": django_request_level, "propagate": False},
+            "django.security": {"handlers": ["suspicious_requests"], "level": level, "propagate": False},
             # gunicorn's own messages (start-up, worker timeouts); its access log is replaced by
             # the service's request log (wallet_service.request), which carries the request id.
             "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from django.core.signals import request_finished
@@ -39,6 +40,10 @@ class RequestLogMiddleware:
     ``path``, ``status`` and ``duration_ms``. It is at INFO, at ERROR for a 5xx, and at DEBUG for
     successful health and metrics scrapes, which would otherwise drown everything else. A wallet
     token in the path is cut to its first characters: with it, any company could charge the wallet.
+
+    Every response not already given a caching policy (static files have theirs) gets
+    ``Cache-Control: no-store``: balances, histories and tokens must not be kept by a browser or a
+    shared proxy cache.
     """
 
     QUIET_PATHS = ("/status", "/status/", "/metrics", "/metrics/")
@@ -54,6 +59,8 @@ class RequestLogMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "no-store"
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         status = response.status_code
         if status >= 500:
@@ -81,12 +88,11 @@ def forget_request_id(**kwargs) -> None:
 request_finished.connect(forget_request_id, dispatch_uid="wallet_service.forget_request_id")
 
 
+# A path segment long enough to be a wallet token (or any other opaque credential-like id): its first six
+# characters are kept, to recognise it, and the rest cut. Matched or not, every path is redacted the same way.
+TOKEN_SEGMENT_RE = re.compile(r"(?<=/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{10,}(?=/|$)")
+
+
 def logged_path(request) -> str:
-    """The request's path with any wallet token in it shortened to a recognisable prefix."""
-    path = request.path
-    match = getattr(request, "resolver_match", None)
-    token = match.kwargs.get("token") if match else None
-    if isinstance(token, str) and len(token) > 8 and token in path:
-        before, _, after = path.rpartition(token)
-        path = f"{before}{token[:6]}...{after}"
-    return path
+    """The request's path with anything that may be a wallet token shortened to a recognisable prefix."""
+    return TOKEN_SEGMENT_RE.sub(r"\1...", request.path)

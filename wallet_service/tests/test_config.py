@@ -37,6 +37,16 @@ def test_secret_key_is_required_when_debug_is_off():
     assert load_config({"WALLET_SERVICE_DEBUG_MODE": "True"}).debug is True
 
 
+def test_debug_mode_without_a_key_makes_a_random_one_shared_with_the_workers(monkeypatch):
+    first, second = (load_config({"WALLET_SERVICE_DEBUG_MODE": "True"}).secret_key for _ in range(2))
+    assert first != second and len(first) >= 50
+    monkeypatch.delenv("WALLET_SERVICE_SECRET_KEY")
+    monkeypatch.setenv("WALLET_SERVICE_DEBUG_MODE", "True")
+    key = load_config().secret_key
+    # The server's workers load the configuration again: they must sign with the same key.
+    assert os.environ["WALLET_SERVICE_SECRET_KEY"] == key == load_config().secret_key
+
+
 def test_every_variable_is_read():
     config = load_config(
         SECRET

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -111,6 +112,36 @@ def test_wallet_tokens_in_paths_are_shortened_in_the_request_log(client_api, jso
     (line,) = json_logs.of("wallet_service.request")
     assert line["path"] == f"/wallet/history/{wallet.token[:6]}..."
     assert wallet.token not in json.dumps(line)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/wallet/infox/{token}", "/{token}", "/wallet/info/{token}/extra/{token}"])
+def test_wallet_tokens_in_unmatched_paths_are_shortened_too(client_api, json_logs, path):
+    wallet = WalletFactory(owner=client_api.user)
+    assert client_api.get(path.format(token=wallet.token)).status_code == 404
+    (line,) = json_logs.of("wallet_service.request")
+    assert line["path"] == path.format(token=wallet.token[:6] + "...")
+    assert wallet.token not in json.dumps(line)
+
+
+def test_a_refused_host_is_a_warning_without_a_traceback(api_client):
+    # The handler the service's logging configuration gives django.security, writing here for the test.
+    (handler,) = [
+        handler
+        for handler in logging.getLogger("django.security").handlers
+        if any(isinstance(found, logs.SuspiciousRequestFilter) for found in handler.filters)
+    ]
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        assert api_client.get("/status", HTTP_HOST="evil.example.com").status_code == 400
+    finally:
+        handler.setStream(previous)
+    (line,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert line["logger"] == "django.security.DisallowedHost"
+    assert line["level"] == "WARNING"
+    assert "evil.example.com" in line["message"]
+    assert "exc_info" not in line and "Traceback" not in json.dumps(line)
 
 
 @pytest.mark.django_db
