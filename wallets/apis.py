@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.utils.dateparse import parse_datetime
@@ -17,19 +18,45 @@ from idempotency.apis import IdempotentApiMixin
 from wallet_service.api.cursors import InvalidCursor, decode_cursor, encode_cursor
 from wallet_service.api.fields import AmountField, StrictCharField, format_money
 from wallets import selectors, services
-from wallets.items import OperationRow, operation_item
-from wallets.models import Wallet
+from wallets.items import OperationRow, format_date, operation_item
+from wallets.models import Hold, Wallet
 from wallets.selectors import HistoryPosition
 
 PAGE_DEFAULT_LIMIT = 100
 PAGE_MAX_LIMIT = 1000
 HISTORY_CURSOR = "wallets.history"
 LIST_CURSOR = "wallets.list"
+HOLD_DEFAULT_EXPIRES_IN = 604800  # 7 days
+HOLD_MAX_EXPIRES_IN = 2592000  # 30 days
 
 
 def wallet_body(wallet: Wallet) -> dict:
-    """A wallet as the API shows it; ``current_balance`` comes from a selector or a service."""
-    return {"wallet": wallet.token, "balance": format_money(wallet.current_balance)}
+    """A wallet as the API shows it; ``current_balance`` and ``held`` come from a selector or a service."""
+    return {
+        "wallet": wallet.token,
+        "balance": format_money(wallet.current_balance),
+        "held": format_money(wallet.held),
+        "available": format_money(wallet.current_balance - wallet.held),
+    }
+
+
+def hold_body(hold: Hold) -> dict:
+    """A hold as its company sees it (both tokens are its own or one it sent). ``expired`` is the
+    selector's: a pending hold past ``expires_at`` reads as expired from that instant."""
+    status = Hold.Status.EXPIRED if hold.status == Hold.Status.PENDING and hold.expired else hold.status
+    remaining = hold.amount - hold.captured if status == Hold.Status.PENDING else Decimal("0.00")
+    return {
+        "hold": hold.public_id,
+        "wallet": hold.wallet.token,
+        "merchant_wallet": hold.merchant_wallet.token,
+        "amount": format_money(hold.amount),
+        "captured": format_money(hold.captured),
+        "remaining": format_money(remaining),
+        "status": status,
+        "summary": hold.summary,
+        "created": format_date(hold.created_at),
+        "expires_at": format_date(hold.expires_at),
+    }
 
 
 class IsCompany(BasePermission):
@@ -238,3 +265,108 @@ class WalletHistoryApi(APIView):
             headers = next_link(request, ("limit", "from", "to"), history_cursor(token, operations[-1], snapshot))
         reader_id = request.user.pk
         return Response([operation_item(operation, reader_id=reader_id) for operation in operations], headers=headers)
+
+
+class HoldCreateInputSerializer(MoneyMovementInputSerializer):
+    expires_in = serializers.IntegerField(required=False, min_value=1, max_value=HOLD_MAX_EXPIRES_IN)
+
+    def to_internal_value(self, data):
+        # A whole number of seconds: refuse 1.5, "60" and true rather than round or coerce them.
+        if isinstance(data, dict) and "expires_in" in data:
+            value = data["expires_in"]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise serializers.ValidationError({"expires_in": ["Enter a whole number of seconds."]})
+        return super().to_internal_value(data)
+
+
+class HoldCaptureInputSerializer(serializers.Serializer):
+    amount = AmountField(required=False)
+    final = serializers.BooleanField(required=False, default=True)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "final" in data and not isinstance(data["final"], bool):
+            raise serializers.ValidationError({"final": ["Enter true or false."]})
+        return super().to_internal_value(data)
+
+
+class WalletHoldCreateApi(IdempotentApiMixin, APIView):
+    permission_classes = (IsAuthenticated, IsCompany)
+
+    def post(self, request):
+        serializer = HoldCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        hold = services.hold_create(
+            merchant=request.user,
+            wallet_token=data["wallet"],
+            amount=data["amount"],
+            summary=data["summary"],
+            expires_in=timedelta(seconds=data.get("expires_in", HOLD_DEFAULT_EXPIRES_IN)),
+        )
+        return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold.public_id)), status=201)
+
+
+class WalletHoldDetailApi(APIView):
+    permission_classes = (IsAuthenticated, IsCompany)
+
+    def get(self, request, hold_id: str):
+        return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold_id)))
+
+
+class WalletHoldCaptureApi(IdempotentApiMixin, APIView):
+    permission_classes = (IsAuthenticated, IsCompany)
+
+    def post(self, request, hold_id: str):
+        serializer = HoldCaptureInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.hold_capture(merchant=request.user, hold_id=hold_id, amount=data.get("amount"), final=data["final"])
+        return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold_id)))
+
+
+class WalletHoldVoidApi(IdempotentApiMixin, APIView):
+    permission_classes = (IsAuthenticated, IsCompany)
+
+    def post(self, request, hold_id: str):
+        EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
+        services.hold_void(merchant=request.user, hold_id=hold_id)
+        return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold_id)))
+
+
+class RefundInputSerializer(serializers.Serializer):
+    operation = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    amount = AmountField(required=False)
+    summary = StrictCharField(
+        max_length=255, allow_blank=True, allow_null=True, required=False, default="", trim_whitespace=False
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "operation" in data:
+            value = data["operation"]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise serializers.ValidationError({"operation": ["Enter an operation id (a whole number)."]})
+        return super().to_internal_value(data)
+
+    def validate_summary(self, value: str | None) -> str:
+        return value or ""
+
+
+class WalletRefundApi(IdempotentApiMixin, APIView):
+    permission_classes = (IsAuthenticated, IsCompany)
+
+    def post(self, request):
+        serializer = RefundInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = services.wallet_refund(
+            merchant=request.user, operation_id=data["operation"], amount=data.get("amount"), summary=data["summary"]
+        )
+        return Response(
+            {
+                "refund": result.refund.id,
+                "operation": data["operation"],
+                "amount": format_money(result.refund.amount),
+                "refunded": format_money(result.refunded),
+                **wallet_body(result.merchant_wallet),
+            }
+        )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from wallet_service.api.errors import NotFound, ServiceError
+from wallet_service.api.errors import FieldError, NotFound, ServiceError
 
 if TYPE_CHECKING:
     from wallets.models import Operation
@@ -30,12 +31,49 @@ class SameWallet(ServiceError):
 
 
 class InsufficientFunds(ServiceError):
-    """Raised after the failed attempt has been committed to the ledger; ``operation`` is that record."""
+    """A charge or hold: raised after the failed attempt has been committed to the ledger, and
+    ``operation`` is that record. A refund: nothing is recorded, ``operation`` is None."""
 
     code = "insufficient_funds"
-    default_detail = "The charged wallet's balance does not cover the amount."
+    default_detail = "The charged wallet's available balance does not cover the amount."
 
-    def __init__(self, operation: Operation):
+    def __init__(self, operation: Operation | None):
         self.operation = operation
-        self.extra = {"operation": operation.id}
-        super().__init__()
+        if operation is None:
+            super().__init__("Your wallet's available balance does not cover the refund. Nothing moved.")
+        else:
+            self.extra = {"operation": operation.id}
+            super().__init__()
+
+
+class HoldNotFound(NotFound):
+    default_detail = "Hold not found."
+
+
+class HoldNotPending(ServiceError):
+    code = "hold_not_pending"
+    default_detail = "This hold is already captured, voided or expired."
+
+
+class OperationNotFound(NotFound):
+    default_detail = "Operation not found."
+
+
+class NotRefundable(FieldError):
+    def __init__(self):
+        super().__init__("operation", "Only a successful charge or capture into your wallet can be refunded.")
+
+
+class AmountAboveRemaining(FieldError):
+    def __init__(self, remaining: Decimal):
+        super().__init__("amount", f"At most what the hold still reserves can be captured: {remaining}.")
+
+
+class AmountAboveRefundable(FieldError):
+    def __init__(self, left: Decimal):
+        message = (
+            f"At most what is left to refund of this operation can be refunded: {left}."
+            if left
+            else "Nothing is left to refund of this operation."
+        )
+        super().__init__("amount", message)

@@ -40,6 +40,8 @@ class OperationRow(NamedTuple):
     target_owner_id: int
     source_company: str | None
     target_company: str | None
+    hold_id: str | None  # the hold's public id, for a hold or capture
+    refund_of_id: int | None
 
 
 def mask_token(token: str) -> str:
@@ -71,6 +73,10 @@ def operation_item(row: OperationRow, *, reader_id: int) -> dict:
         "success": row.success,
         "date": format_date(row.created_at),
     }
+    if row.kind in ("hold", "capture"):
+        item["hold"] = row.hold_id
+    elif row.kind == "refund":
+        item["refund_of"] = row.refund_of_id
     if side is None:
         item["counterparty"] = None  # a deposit has no other party
     else:

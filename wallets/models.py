@@ -21,6 +21,11 @@ def new_wallet_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def new_hold_id() -> str:
+    """An opaque, unguessable, URL-safe hold id: ``hold_`` and 128 random bits."""
+    return "hold_" + secrets.token_urlsafe(16)
+
+
 class WalletQuerySet(models.QuerySet):
     def with_current_balance(self) -> WalletQuerySet:
         """Annotate ``current_balance``: the settled ``balance`` plus the wallet's pending credits.
@@ -76,13 +81,71 @@ class Wallet(models.Model):
         return self.token
 
 
+class Hold(models.Model):
+    """Money of ``wallet`` reserved by the company owning ``merchant_wallet``, to capture later.
+
+    While ``pending`` and before ``expires_at`` it reserves ``amount - captured`` of the wallet: the
+    wallet's ``held`` is the sum of that over its live holds, computed from this table whenever it is
+    read (wallets.sql.HELD), so an expired hold stops counting at ``expires_at`` whether or not the
+    expiry job has marked it. Rows are never deleted; ``status`` only moves forward (pending to
+    captured, voided or expired), ``captured`` only grows and never passes ``amount``: constraints and
+    a trigger (migration 0005) refuse anything else. Every change to a hold also rewrites its held
+    wallet's row, under that row's lock (wallets.services), which is how a reader of the wallet knows
+    whether its view of the holds is current.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CAPTURED = "captured", "Captured"
+        VOIDED = "voided", "Voided"
+        EXPIRED = "expired", "Expired"
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_hold_id, editable=False)
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds", db_index=False)
+    merchant_wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="placed_holds")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    captured = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    summary = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(db_default=DatabaseNow(), editable=False)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="hold_amount_positive"),
+            models.CheckConstraint(condition=models.Q(amount__lte=MAX_AMOUNT), name="hold_amount_max"),
+            models.CheckConstraint(
+                condition=models.Q(captured__gte=0, captured__lte=models.F("amount")),
+                name="hold_captured_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "captured", "voided", "expired"]), name="hold_status_valid"
+            ),
+            models.CheckConstraint(condition=~models.Q(wallet=models.F("merchant_wallet")), name="hold_not_own_wallet"),
+        ]
+        indexes = [
+            # A wallet's live holds (its held amount), and the expiry job's scan.
+            models.Index(
+                fields=["wallet", "expires_at"], name="hold_pending_wallet_idx", condition=models.Q(status="pending")
+            ),
+            models.Index(fields=["expires_at"], name="hold_pending_expiry_idx", condition=models.Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
 class Operation(models.Model):
-    """One entry of the append-only ledger: a deposit, a charge, or a failed charge attempt.
+    """One entry of the append-only ledger: a deposit, a charge, a hold, a capture or a refund.
 
     A deposit has no source and always succeeds. A charge moves ``amount`` from ``source`` to
     ``target``; ``success=False`` records an attempt refused for insufficient funds, which moved
-    nothing. Rows are never updated or deleted (a database trigger refuses it). ``created_at`` is
-    the database's clock. The charged wallet is locked when it is taken, so for that wallet the
+    nothing. A hold records a reservation of ``amount`` in ``source`` for ``target``'s company: it
+    moves no money (``success=False``: refused for insufficient funds, with no hold). A capture moves
+    money of ``hold`` from ``source`` to ``target``. A refund moves money back from the merchant's
+    wallet (``source``) to the wallet the charge ``refund_of`` took it from (``target``).
+    Rows are never updated or deleted (a database trigger refuses it). ``created_at`` is the
+    database's clock. The charged wallet is locked when it is taken, so for that wallet the
     order of (created_at, id) is the order in which its operations committed; a merchant's wallet
     is credited without its lock, so its operations may commit out of that order, and history walks
     rely on the first page's snapshot instead (wallets.selectors.operation_list, migration 0004).
@@ -91,6 +154,9 @@ class Operation(models.Model):
     class Kind(models.TextChoices):
         DEPOSIT = "deposit", "Deposit"
         CHARGE = "charge", "Charge"
+        HOLD = "hold", "Hold"
+        CAPTURE = "capture", "Capture"
+        REFUND = "refund", "Refund"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     # Both are indexed by the history indexes below (no separate single-column indexes to maintain).
@@ -102,6 +168,10 @@ class Operation(models.Model):
     summary = models.CharField(max_length=255, blank=True, default="")
     success = models.BooleanField()
     created_at = models.DateTimeField(db_default=DatabaseNow(), editable=False)
+    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="operations")
+    refund_of = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds", db_index=False
+    )
 
     class Meta:
         constraints = [
@@ -109,8 +179,22 @@ class Operation(models.Model):
             models.CheckConstraint(condition=models.Q(amount__lte=MAX_AMOUNT), name="operation_amount_max"),
             models.CheckConstraint(
                 condition=(
-                    models.Q(kind="deposit", source__isnull=True, success=True)
-                    | (models.Q(kind="charge", source__isnull=False) & ~models.Q(source=models.F("target")))
+                    models.Q(kind="deposit", source__isnull=True, success=True, hold__isnull=True)
+                    | (
+                        models.Q(kind="charge", source__isnull=False, hold__isnull=True)
+                        & ~models.Q(source=models.F("target"))
+                    )
+                    | (
+                        models.Q(kind="hold", source__isnull=False)
+                        & (models.Q(success=True, hold__isnull=False) | models.Q(success=False, hold__isnull=True))
+                        & ~models.Q(source=models.F("target"))
+                    )
+                    | models.Q(kind="capture", source__isnull=False, success=True, hold__isnull=False)
+                    | models.Q(kind="refund", source__isnull=False, success=True, hold__isnull=True)
+                )
+                & (
+                    models.Q(kind="refund", refund_of__isnull=False)
+                    | ~models.Q(kind="refund") & models.Q(refund_of__isnull=True)
                 ),
                 name="operation_kind_shape",
             ),
@@ -124,6 +208,10 @@ class Operation(models.Model):
                 condition=models.Q(source__isnull=False),
             ),
             models.Index(fields=["target", "-created_at", "-id"], name="operation_target_history_idx"),
+            # What has been refunded of a charge.
+            models.Index(
+                fields=["refund_of"], name="operation_refund_of_idx", condition=models.Q(refund_of__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

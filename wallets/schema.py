@@ -20,7 +20,11 @@ TAGS = ("wallets",)
 
 class WalletOutputSerializer(serializers.Serializer):
     wallet = serializers.CharField(help_text="The wallet's token: URL-safe, unguessable, never changes.")
-    balance = serializers.RegexField(MONEY_PATTERN, help_text='Two decimals, e.g. "150.00".')
+    balance = serializers.RegexField(MONEY_PATTERN, help_text='The wallet\'s money. Two decimals, e.g. "150.00".')
+    held = serializers.RegexField(MONEY_PATTERN, help_text="The part of the balance reserved by pending holds.")
+    available = serializers.RegexField(
+        MONEY_PATTERN, help_text="`balance - held`: what a charge, a new hold or a refund can take."
+    )
 
 
 class CounterpartySerializer(serializers.Serializer):
@@ -36,7 +40,7 @@ TOKEN_SECRECY = (
 
 class OperationOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="What a refund names.")
-    type = serializers.ChoiceField(choices=["deposit", "charge"])
+    type = serializers.ChoiceField(choices=["deposit", "charge", "hold", "capture", "refund"])
     summary = serializers.CharField(allow_blank=True)
     source__token = serializers.CharField(
         allow_null=True, help_text="The charged wallet; null for a deposit." + TOKEN_SECRECY
@@ -48,8 +52,14 @@ class OperationOutputSerializer(serializers.Serializer):
         allow_null=True,
         help_text="The other party of a charge (a company by name, a client by kind); null for a deposit.",
     )
-    amount = serializers.RegexField(MONEY_PATTERN)
-    success = serializers.BooleanField(help_text="False for a charge refused for insufficient funds.")
+    amount = serializers.RegexField(
+        MONEY_PATTERN, help_text="For a hold, the amount reserved: a hold item moves no money."
+    )
+    success = serializers.BooleanField(help_text="False for a charge or hold refused for insufficient funds.")
+    hold = serializers.CharField(
+        required=False, allow_null=True, help_text="Hold and capture items: the hold's id (null for a refused hold)."
+    )
+    refund_of = serializers.IntegerField(required=False, help_text="Refund items: the refunded operation's id.")
     date = serializers.DateTimeField(help_text="When the operation committed, UTC.")
 
 
@@ -223,5 +233,150 @@ class WalletHistorySchema(OpenApiViewExtension):
                 OpenApiParameter("to", instant, description="Only operations before this instant (same forms)."),
                 CURSOR,
                 next_link_header(("limit", "from", "to")),
+            ),
+        )
+
+
+class HoldOutputSerializer(serializers.Serializer):
+    hold = serializers.CharField(help_text="The hold's id: opaque and URL-safe.")
+    wallet = serializers.CharField(help_text="The held wallet.")
+    merchant_wallet = serializers.CharField(help_text="The company's wallet, which captures receive.")
+    amount = serializers.RegexField(MONEY_PATTERN)
+    captured = serializers.RegexField(MONEY_PATTERN)
+    remaining = serializers.RegexField(
+        MONEY_PATTERN, help_text="What the hold still reserves: `amount - captured` while pending, else 0.00."
+    )
+    status = serializers.ChoiceField(choices=["pending", "captured", "voided", "expired"])
+    summary = serializers.CharField(allow_blank=True)
+    created = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(
+        help_text="From this instant a pending hold is expired: it reserves nothing and cannot be captured."
+    )
+
+
+class RefundOutputSerializer(WalletOutputSerializer):
+    refund = serializers.IntegerField(help_text="The refund's operation id.")
+    operation = serializers.IntegerField(help_text="The refunded operation's id.")
+    amount = serializers.RegexField(MONEY_PATTERN)
+    refunded = serializers.RegexField(
+        MONEY_PATTERN, help_text="Refunded of that operation so far, this refund included."
+    )
+
+
+HOLD = OpenApiResponse(HoldOutputSerializer, description="The hold.")
+HOLD_ID = OpenApiParameter("hold_id", str, OpenApiParameter.PATH, description="A hold placed by the caller.")
+COMPANY_PROBLEMS = ("permission_denied",)
+
+
+class WalletHoldCreateSchema(OpenApiViewExtension):
+    target_class = apis.WalletHoldCreateApi
+
+    def view_replacement(self):
+        return document(
+            self.target_class,
+            summary="Reserve money in a wallet (companies)",
+            description="Reserves `amount` of the wallet's `available` for the company, until `expires_in` seconds "
+            "from now (1-2592000, default 604800). Nothing moves yet: capture it, or void it. The checks and their "
+            "order are a charge's; when `available` is short nothing is reserved, the answer is 402 and a failed "
+            "`hold` operation is recorded in both histories.",
+            tags=TAGS,
+            request=apis.HoldCreateInputSerializer,
+            responses={201: HOLD},
+            problems=(
+                "same_wallet",
+                "insufficient_funds",
+                "not_found",
+                "merchant_wallet_missing",
+                *COMPANY_PROBLEMS,
+                *IDEMPOTENCY_PROBLEMS,
+            ),
+            parameters=(IDEMPOTENCY_KEY, idempotent_replayed(201, 402)),
+            examples=(
+                OpenApiExample(
+                    "An order to ship later",
+                    {"wallet": "<the wallet to hold>", "amount": "25.00", "summary": "Order 1234", "expires_in": 3600},
+                    request_only=True,
+                ),
+            ),
+        )
+
+
+class WalletHoldDetailSchema(OpenApiViewExtension):
+    target_class = apis.WalletHoldDetailApi
+
+    def view_replacement(self):
+        return document(
+            self.target_class,
+            summary="One of your holds (companies)",
+            operation_id="walletHoldGet",
+            description="A hold placed by another company is 404.",
+            tags=TAGS,
+            responses={200: HOLD},
+            problems=("not_found", *COMPANY_PROBLEMS),
+            parameters=(HOLD_ID,),
+        )
+
+
+class WalletHoldCaptureSchema(OpenApiViewExtension):
+    target_class = apis.WalletHoldCaptureApi
+
+    def view_replacement(self):
+        return document(
+            self.target_class,
+            summary="Take held money (companies)",
+            description="Moves `amount` (default: all that remains) from the held wallet to the company's, recorded "
+            "as a `capture` in both histories. `final: true` (the default) releases the rest and resolves the hold; "
+            "`final: false` keeps it pending for later captures. Never 402: the money was reserved. An `amount` "
+            "above `remaining` is 400; a hold no longer pending is 409 `hold_not_pending`.",
+            tags=TAGS,
+            request=apis.HoldCaptureInputSerializer,
+            responses={200: HOLD},
+            problems=("not_found", "hold_not_pending", *COMPANY_PROBLEMS, *IDEMPOTENCY_PROBLEMS),
+            parameters=(HOLD_ID, IDEMPOTENCY_KEY, idempotent_replayed(200)),
+        )
+
+
+class WalletHoldVoidSchema(OpenApiViewExtension):
+    target_class = apis.WalletHoldVoidApi
+
+    def view_replacement(self):
+        return document(
+            self.target_class,
+            summary="Release a hold (companies)",
+            description="Releases what the hold still reserves; nothing moves. The body is `{}`.",
+            tags=TAGS,
+            request={"application/json": EMPTY_OBJECT},
+            responses={200: HOLD},
+            problems=("not_found", "hold_not_pending", *COMPANY_PROBLEMS, *IDEMPOTENCY_PROBLEMS),
+            parameters=(HOLD_ID, IDEMPOTENCY_KEY, idempotent_replayed(200)),
+        )
+
+
+class WalletRefundSchema(OpenApiViewExtension):
+    target_class = apis.WalletRefundApi
+
+    def view_replacement(self):
+        return document(
+            self.target_class,
+            summary="Give money back (companies)",
+            description="Moves `amount` (default: what is left to refund) of a successful charge or capture into "
+            "the company's wallet back to the wallet that paid, from the company's `available`; recorded as a "
+            "`refund` with `refund_of` in both histories. Several partial refunds may add up to the operation's "
+            "amount. An unknown operation, or one not involving the company's wallet, is 404; another kind of "
+            "operation of its wallet is 400 on `operation`; an amount beyond what is left is 400 on `amount`; a "
+            "short `available` is 402, and nothing is recorded.",
+            tags=TAGS,
+            request=apis.RefundInputSerializer,
+            responses={
+                200: OpenApiResponse(RefundOutputSerializer, description="The refund and the company's wallet.")
+            },
+            problems=("insufficient_funds", "not_found", *COMPANY_PROBLEMS, *IDEMPOTENCY_PROBLEMS),
+            parameters=(IDEMPOTENCY_KEY, idempotent_replayed(200)),
+            examples=(
+                OpenApiExample(
+                    "A returned item",
+                    {"operation": 17, "amount": "5.00", "summary": "Returned item"},
+                    request_only=True,
+                ),
             ),
         )

@@ -1,29 +1,46 @@
 """Every write to wallets and the ledger. Each function owns its transaction.
 
-Locking discipline (PostgreSQL; under SQLite every transaction takes the database write lock
-when it begins, which serialises the same sections):
-- a wallet row is locked (``SELECT ... FOR NO KEY UPDATE``) before its balance is read for a
+Locking discipline:
+- a wallet row is locked (``SELECT ... FOR NO KEY UPDATE``) before its money is read for a
   decision or debited, and stays locked until the operation that explains the change commits;
-- balances are checked after the lock, never before;
+- money is checked after the lock, never before, and only against ``available``: the balance
+  (plus pending credits) minus what live holds reserve (wallets.sql);
 - a wallet's money is its ``balance`` plus its pending credits; whoever holds the lock folds the
   pending credits into the balance (delete and add, one statement), so the sum never changes;
-- a transaction waits for one wallet lock at most (a charge waits only for the charged wallet;
-  the merchant's is credited without waiting), so no two operations can deadlock.
+- every change to a hold rewrites its wallet's row under that row's lock, so a reader that waited
+  for the lock knows whether its snapshot of the holds is current (wallets.sql.LOCK_FOR_DEBIT);
+- a transaction waits for one wallet lock at most, after at most one hold lock: wallets that
+  receive money (a charge's or capture's merchant, a refund's customer) are credited without
+  waiting, and nobody holding a wallet lock waits for a hold; so no two operations can deadlock.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
-from django.db.models import Subquery
+from django.db.models.functions import Now
 
 from accounts.models import User
 from wallet_service.api.errors import FieldError, ServiceError
-from wallets import metrics
-from wallets.errors import InsufficientFunds, MerchantWalletMissing, SameWallet, WalletLimitReached, WalletNotFound
-from wallets.models import MAX_BALANCE, Operation, PendingCredit, Wallet
+from wallets import metrics, sql
+from wallets.errors import (
+    AmountAboveRefundable,
+    AmountAboveRemaining,
+    HoldNotFound,
+    HoldNotPending,
+    InsufficientFunds,
+    MerchantWalletMissing,
+    NotRefundable,
+    OperationNotFound,
+    SameWallet,
+    WalletLimitReached,
+    WalletNotFound,
+)
+from wallets.models import MAX_BALANCE, Hold, Operation, Wallet
 
 
 class NotAMerchant(ServiceError):
@@ -52,101 +69,111 @@ def wallet_create(*, owner: User) -> Wallet:
             if Wallet.objects.filter(owner=owner).count() >= limit:
                 raise WalletLimitReached()
         wallet = Wallet.objects.create(owner=owner)
-        wallet.current_balance = wallet.balance
+        wallet.current_balance, wallet.held = wallet.balance, Decimal("0.00")
         return wallet
 
 
-def _fold_and_add(wallet: Wallet, amount: Decimal, *, over_max: str) -> Decimal:
-    """Under ``wallet``'s row lock: fold its pending credits into ``balance`` and add ``amount``
-    (negative to debit). Returns the new balance, which is then the wallet's whole balance."""
-    if connection.vendor != "postgresql":
-        # The embedded database serialises transactions, so credits are never left pending there.
-        wallet.refresh_from_db(fields=["balance"])
-        new_balance = wallet.balance + amount
-        if new_balance > MAX_BALANCE:
-            raise FieldError("amount", over_max)
-        wallet.balance = new_balance
-        wallet.save(update_fields=["balance"])
-        return new_balance
+class Money(NamedTuple):
+    """A wallet's money as a decision needs it, read under its lock."""
+
+    balance: Decimal  # settled balance plus pending credits
+    held: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+
+def _fold_and_add(wallet_id: int, amount: Decimal, *, over_max: str) -> Money:
+    """Under the wallet's row lock: fold its pending credits into ``balance``, add ``amount`` (negative
+    to debit, zero to fold only or to mark that its holds changed). Returns its money after that."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(FOLD_AND_ADD_SQL, {"wallet": wallet.pk, "amount": amount})
-            (wallet.balance,) = cursor.fetchone()
+            cursor.execute(sql.FOLD_AND_ADD, {"wallet": wallet_id, "amount": amount})
+            return Money(*cursor.fetchone())
     except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
         raise FieldError("amount", over_max) from error
-    return wallet.balance
 
 
-FOLD_AND_ADD_SQL = f"""
-WITH folded AS (DELETE FROM {PendingCredit._meta.db_table} WHERE wallet_id = %(wallet)s RETURNING amount)
-UPDATE {Wallet._meta.db_table}
-   SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
- WHERE id = %(wallet)s
-RETURNING balance
-"""
-
-# Credit a wallet without waiting for its lock, in one statement. ``free`` takes the lock if nobody
-# holds it (SKIP LOCKED: never wait). If it did, the credit and every pending credit go into the
-# balance (``folded``, ``credited``); if not, the credit is inserted as pending instead. Data-modifying
-# CTEs run exactly once whatever the outer query reads; ``free`` is read by three of them, so it is
-# evaluated once, and the lock is taken before the DELETE scans. The result is the wallet's whole
-# balance after the credit: from the UPDATE, or (pending) the balance and pending credits this
-# statement's snapshot sees plus this credit, whose new row that snapshot cannot see.
-CREDIT_SQL = f"""
-WITH free AS (SELECT id FROM {Wallet._meta.db_table} WHERE id = %(wallet)s FOR NO KEY UPDATE SKIP LOCKED),
-     folded AS (DELETE FROM {PendingCredit._meta.db_table} WHERE wallet_id IN (SELECT id FROM free) RETURNING amount),
-     credited AS (UPDATE {Wallet._meta.db_table}
-                     SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
-                   WHERE id IN (SELECT id FROM free)
-               RETURNING balance),
-     pending AS (INSERT INTO {PendingCredit._meta.db_table} (wallet_id, amount)
-                 SELECT %(wallet)s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free)
-                 RETURNING amount)
-SELECT COALESCE(
-    (SELECT balance FROM credited),
-    (SELECT w.balance + %(amount)s
-            + COALESCE((SELECT SUM(p.amount) FROM {PendingCredit._meta.db_table} p WHERE p.wallet_id = w.id), 0)
-       FROM {Wallet._meta.db_table} w WHERE w.id = %(wallet)s)
-)
-"""
-
-
-def _credit_without_waiting(wallet: Wallet, amount: Decimal, *, over_max: str) -> Decimal:
-    """Add ``amount`` to ``wallet`` without waiting for its row lock; returns its whole balance after.
+def _credit_without_waiting(wallet_id: int, amount: Decimal, *, over_max: str) -> Money:
+    """Add ``amount`` to the wallet without waiting for its row lock; returns its money after.
 
     A merchant's wallet receives every charge, and it is never checked for funds, so no charge
     waits for it: when the lock is free, the credit (and every pending credit) goes into the
     balance; when another transaction holds it, the credit is left as a PendingCredit row in this
-    transaction, for the next holder of the lock to fold. Either way it commits with the charge.
+    transaction, for the next holder of the lock to fold. Either way it commits with the operation.
     """
-    if connection.vendor != "postgresql":
-        return _fold_and_add(wallet, amount, over_max=over_max)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(CREDIT_SQL, {"wallet": wallet.pk, "amount": amount})
-            row = cursor.fetchone()
+            cursor.execute(sql.CREDIT, {"wallet": wallet_id, "amount": amount})
+            money = Money(*cursor.fetchone())
     except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
         raise FieldError("amount", over_max) from error
-    if row[0] > MAX_BALANCE:  # a pending credit must stay foldable
+    if money.balance > MAX_BALANCE:  # a pending credit must stay foldable
         raise FieldError("amount", over_max)
-    return row[0]
+    return money
+
+
+def _set_balance(wallet_id: int, balance: Decimal) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SET_BALANCE, {"wallet": wallet_id, "balance": balance})
+
+
+class Debit(NamedTuple):
+    """The wallet about to be debited or held, locked, with its money, and the company's own wallet."""
+
+    wallet_id: int
+    money: Money
+    merchant_wallet_id: int
+    merchant_wallet_token: str
+
+
+def _lock_for_debit(*, merchant: User, wallet_token: str) -> Debit:
+    """Lock the wallet ``wallet_token`` for a debit or a hold by ``merchant``, and read its money.
+
+    Checks, in the contract's order: the merchant has a wallet (MerchantWalletMissing), the wallet
+    exists (WalletNotFound), it is not the merchant's own (SameWallet). One round trip, unless the
+    wallet has pending credits to fold or its holds changed while this waited for the lock.
+    """
+    if merchant.kind != User.Kind.COMPANY:
+        raise NotAMerchant()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.LOCK_FOR_DEBIT, {"merchant": merchant.pk, "token": wallet_token})
+        row = cursor.fetchone()
+    if row is None:
+        if not Wallet.objects.filter(owner=merchant).exists():
+            raise MerchantWalletMissing()
+        raise WalletNotFound()
+    wallet_id, balance, pending_credits, held, fresh, merchant_wallet_id, merchant_wallet_token = row
+    if merchant_wallet_id is None:
+        raise MerchantWalletMissing()
+    if wallet_id == merchant_wallet_id:
+        raise SameWallet()
+    if pending_credits or not fresh:
+        # Fold the pending credits (money of the wallet) and read the held amount again, current.
+        money = _fold_and_add(wallet_id, Decimal("0.00"), over_max="Balance overflow.")
+    else:
+        money = Money(balance, held)
+    return Debit(wallet_id, money, merchant_wallet_id, merchant_wallet_token)
 
 
 def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: str = "") -> Operation:
     """Add ``amount`` to one of ``owner``'s wallets and record the deposit, atomically.
 
     Raises WalletNotFound if ``wallet_token`` is not one of ``owner``'s wallets (another user's
-    wallet is not found either). Returns the operation; ``operation.target.current_balance`` is
-    the wallet's whole balance after it.
+    wallet is not found either). Returns the operation; ``operation.target.current_balance`` and
+    ``.held`` are the wallet's after it.
     """
     with transaction.atomic():
         # Lock the wallet: concurrent deposits and charges on it serialise here, so none is lost.
         # NO KEY: inserting an operation that references the wallet need not wait for this lock.
-        wallet = Wallet.objects.select_for_update(no_key=True).filter(token=wallet_token, owner=owner).first()
+        wallet = (
+            Wallet.objects.select_for_update(no_key=True).filter(token=wallet_token, owner=owner).only("token").first()
+        )
         if wallet is None:
             raise WalletNotFound()
-        wallet.current_balance = _fold_and_add(
-            wallet, amount, over_max=f"The deposit would take the balance over {MAX_BALANCE}."
+        wallet.current_balance, wallet.held = _fold_and_add(
+            wallet.pk, amount, over_max=f"The deposit would take the balance over {MAX_BALANCE}."
         )
         metrics.record_deposit(amount=amount)
         return Operation.objects.create(
@@ -154,69 +181,259 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
         )
 
 
+def _record_refused(*, kind: str, debit: Debit, amount: Decimal, summary: str) -> Operation:
+    """Record a charge or hold refused for insufficient funds (it moves nothing)."""
+    return Operation.objects.create(
+        kind=kind,
+        source_id=debit.wallet_id,
+        target_id=debit.merchant_wallet_id,
+        amount=amount,
+        summary=summary,
+        success=False,
+    )
+
+
 def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary: str = "") -> Operation:
     """Move ``amount`` from the wallet ``wallet_token`` to ``merchant``'s wallet, atomically.
 
-    Checks, in the contract's order: the merchant has a wallet (MerchantWalletMissing), the
-    charged wallet exists (WalletNotFound), it is not the merchant's own (SameWallet), and its
-    balance covers the amount. When it does not, nothing moves, the failed attempt is recorded
-    in the ledger and committed, and then InsufficientFunds is raised carrying that record.
-    Returns the successful operation; ``operation.target.current_balance`` is the merchant's
-    whole balance after it.
+    Checks, in the contract's order: the merchant has a wallet (MerchantWalletMissing), the charged
+    wallet exists (WalletNotFound), it is not the merchant's own (SameWallet), and its ``available``
+    (balance minus live holds) covers the amount. When it does not, nothing moves, the failed
+    attempt is recorded in the ledger and committed, and then InsufficientFunds is raised carrying
+    that record. Returns the successful operation; ``operation.target`` is the merchant's wallet
+    with its ``current_balance`` and ``held`` after it.
 
-    Only the charged wallet is locked for the whole transaction: its balance is checked. The
+    Only the charged wallet is locked for the whole transaction: its money is checked. The
     merchant's wallet is credited without waiting for its lock (see _credit_without_waiting), so a
-    merchant receiving every charge is not a queue. Each charge waits for one lock at most, so no
-    two charges, however they cross, can deadlock.
+    merchant receiving every charge is not a queue.
     """
-    if merchant.kind != User.Kind.COMPANY:
-        raise NotAMerchant()
     with transaction.atomic():
-        # Lock the charged wallet: charges racing for one balance check and debit it one after the
-        # other (no double spend). The same statement finds the merchant's wallet, unlocked: a
-        # wallet's owner and token never change, and wallets are never deleted.
-        merchants = Wallet.objects.filter(owner=merchant).order_by("pk")
-        charged_wallet = (
-            Wallet.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("owner")
-            .only("token", "balance", "owner__kind")
-            .annotate(
-                merchant_wallet_id=Subquery(merchants.values("pk")[:1]),
-                merchant_wallet_token=Subquery(merchants.values("token")[:1]),
-            )
-            .filter(token=wallet_token)
-            .first()
-        )
-        if charged_wallet is None:
-            if not merchants.exists():
-                raise MerchantWalletMissing()
-            raise WalletNotFound()
-        if charged_wallet.merchant_wallet_id is None:
-            raise MerchantWalletMissing()
-        merchant_wallet = Wallet(pk=charged_wallet.merchant_wallet_id, token=charged_wallet.merchant_wallet_token)
-        if charged_wallet.pk == merchant_wallet.pk:
-            raise SameWallet()
-        available = charged_wallet.balance
-        if charged_wallet.owner.kind == User.Kind.COMPANY:
-            # A merchant's wallet may hold pending credits: they are its money too.
-            available = _fold_and_add(charged_wallet, Decimal("0.00"), over_max="Balance overflow.")
+        # Lock the charged wallet: charges and holds racing for its money check and take it one
+        # after the other (no double spend, no over-reservation).
+        debit = _lock_for_debit(merchant=merchant, wallet_token=wallet_token)
+        merchant_wallet = Wallet(pk=debit.merchant_wallet_id, token=debit.merchant_wallet_token)
         # A short balance is a business outcome, not an error: the attempt is recorded as failed.
-        success = available >= amount
+        success = debit.money.available >= amount
         if success:
-            over_max = f"The charge would take your balance over {MAX_BALANCE}."
-            charged_wallet.balance = available - amount
-            charged_wallet.save(update_fields=["balance"])
-            merchant_wallet.current_balance = _credit_without_waiting(merchant_wallet, amount, over_max=over_max)
-        operation = Operation.objects.create(
-            kind=Operation.Kind.CHARGE,
-            source=charged_wallet,
-            target=merchant_wallet,
-            amount=amount,
-            summary=summary,
-            success=success,
-        )
+            _set_balance(debit.wallet_id, debit.money.balance - amount)
+            merchant_wallet.current_balance, merchant_wallet.held = _credit_without_waiting(
+                merchant_wallet.pk, amount, over_max=f"The charge would take your balance over {MAX_BALANCE}."
+            )
+            operation = Operation.objects.create(
+                kind=Operation.Kind.CHARGE,
+                source_id=debit.wallet_id,
+                target=merchant_wallet,
+                amount=amount,
+                summary=summary,
+                success=True,
+            )
+        else:
+            operation = _record_refused(kind=Operation.Kind.CHARGE, debit=debit, amount=amount, summary=summary)
         metrics.record_charge(amount=amount, success=success)
     # Outside the atomic block: the failed attempt is committed before the error is raised.
     if not operation.success:
         raise InsufficientFunds(operation)
     return operation
+
+
+HOLD_DEFAULT_EXPIRY = timedelta(days=7)
+
+
+def hold_create(
+    *,
+    merchant: User,
+    wallet_token: str,
+    amount: Decimal,
+    summary: str = "",
+    expires_in: timedelta = HOLD_DEFAULT_EXPIRY,
+) -> Hold:
+    """Reserve ``amount`` of the wallet ``wallet_token``'s ``available`` for ``merchant``, until
+    ``expires_in`` from now. Nothing moves; the wallet's ``held`` grows by ``amount``.
+
+    The checks and their order are a charge's. When ``available`` is short, no hold is created, a
+    failed ``hold`` operation is recorded and committed, and InsufficientFunds is raised with it.
+    A successful hold is recorded as a ``hold`` operation too (it moves no money).
+    """
+    with transaction.atomic():
+        # Lock the held wallet: holds and charges racing for its available money serialise here.
+        debit = _lock_for_debit(merchant=merchant, wallet_token=wallet_token)
+        if debit.money.available >= amount:
+            # The wallet's row is rewritten (by zero): the mark that its holds changed (see LOCK_FOR_DEBIT).
+            _fold_and_add(debit.wallet_id, Decimal("0.00"), over_max="Balance overflow.")
+            hold = Hold.objects.create(
+                wallet_id=debit.wallet_id,
+                merchant_wallet_id=debit.merchant_wallet_id,
+                amount=amount,
+                summary=summary,
+                expires_at=Now() + expires_in,
+            )
+            hold.refresh_from_db(fields=["created_at", "expires_at"])
+            Operation.objects.create(
+                kind=Operation.Kind.HOLD,
+                source_id=debit.wallet_id,
+                target_id=debit.merchant_wallet_id,
+                amount=amount,
+                summary=summary,
+                success=True,
+                hold=hold,
+            )
+            refused = None
+        else:
+            refused = _record_refused(kind=Operation.Kind.HOLD, debit=debit, amount=amount, summary=summary)
+    if refused is not None:
+        raise InsufficientFunds(refused)
+    return hold
+
+
+class LockedHold(NamedTuple):
+    id: int
+    wallet_id: int
+    merchant_wallet_id: int
+    merchant_wallet_token: str
+    amount: Decimal
+    captured: Decimal
+    status: str
+    live: bool
+
+
+def _lock_hold(*, merchant: User, hold_id: str) -> LockedHold:
+    """Lock ``merchant``'s hold ``hold_id``; HoldNotFound for anyone else's, HoldNotPending unless live."""
+    if merchant.kind != User.Kind.COMPANY:
+        raise NotAMerchant()
+    with connection.cursor() as cursor:
+        # Lock the hold: captures and voids of one hold resolve it one after the other.
+        cursor.execute(sql.LOCK_HOLD, {"hold": hold_id, "merchant": merchant.pk})
+        row = cursor.fetchone()
+    if row is None:
+        raise HoldNotFound()
+    hold = LockedHold(*row)
+    if not hold.live:
+        raise HoldNotPending()
+    return hold
+
+
+def hold_capture(*, merchant: User, hold_id: str, amount: Decimal | None = None, final: bool = True) -> Hold:
+    """Move ``amount`` (default: all that remains) of a pending hold from the held wallet to the
+    merchant's, recorded as a ``capture``. ``final`` releases the rest and resolves the hold.
+
+    Never fails for lack of funds: the money was reserved. HoldNotFound, HoldNotPending (captured,
+    voided or expired), AmountAboveRemaining. The hold is locked first, then the held wallet: no
+    two captures of one hold can take more than its amount, and nobody holding a wallet lock ever
+    waits for a hold, so this cannot deadlock with charges.
+    """
+    with transaction.atomic():
+        hold = _lock_hold(merchant=merchant, hold_id=hold_id)
+        remaining = hold.amount - hold.captured
+        amount = remaining if amount is None else amount
+        if amount > remaining:
+            raise AmountAboveRemaining(remaining)
+        captured = hold.captured + amount
+        Hold.objects.filter(pk=hold.id).update(
+            captured=captured, status=Hold.Status.CAPTURED if final else Hold.Status.PENDING
+        )
+        if amount:
+            # Debit the held wallet (under its lock; this rewrite also marks that its holds changed).
+            _fold_and_add(hold.wallet_id, -amount, over_max="Balance overflow.")
+            _credit_without_waiting(
+                hold.merchant_wallet_id, amount, over_max=f"The capture would take your balance over {MAX_BALANCE}."
+            )
+            Operation.objects.create(
+                kind=Operation.Kind.CAPTURE,
+                source_id=hold.wallet_id,
+                target_id=hold.merchant_wallet_id,
+                amount=amount,
+                success=True,
+                hold_id=hold.id,
+                summary=Hold.objects.values_list("summary", flat=True).get(pk=hold.id),
+            )
+        else:
+            _fold_and_add(hold.wallet_id, Decimal("0.00"), over_max="Balance overflow.")
+    return Hold.objects.get(pk=hold.id)
+
+
+def hold_void(*, merchant: User, hold_id: str) -> Hold:
+    """Release what a pending hold still reserves; nothing moves. HoldNotFound, HoldNotPending."""
+    with transaction.atomic():
+        hold = _lock_hold(merchant=merchant, hold_id=hold_id)
+        Hold.objects.filter(pk=hold.id).update(status=Hold.Status.VOIDED)
+        # Rewrite the held wallet's row: the mark that its holds changed (see LOCK_FOR_DEBIT).
+        _fold_and_add(hold.wallet_id, Decimal("0.00"), over_max="Balance overflow.")
+    return Hold.objects.get(pk=hold.id)
+
+
+def holds_expire() -> int:
+    """Mark the pending holds past their ``expires_at`` as expired; returns how many.
+
+    Bookkeeping only: an expired hold already stopped counting in its wallet's ``held`` at its
+    ``expires_at`` (wallets.sql.HELD), so nothing about money depends on this running. Each hold is
+    locked by the UPDATE, so a capture or void racing with it either resolves the hold first (and
+    this skips it) or finds it expired.
+    """
+    return Hold.objects.filter(status=Hold.Status.PENDING, expires_at__lte=Now()).update(status=Hold.Status.EXPIRED)
+
+
+class RefundResult(NamedTuple):
+    refund: Operation
+    refunded: Decimal  # of the refunded operation, this refund included
+    merchant_wallet: Wallet  # with current_balance and held
+
+
+def wallet_refund(
+    *, merchant: User, operation_id: int, amount: Decimal | None = None, summary: str = ""
+) -> RefundResult:
+    """Give back ``amount`` (default: all that is left) of a successful charge or capture into
+    ``merchant``'s wallet, from that wallet's ``available`` to the wallet that paid.
+
+    OperationNotFound when the operation does not involve the merchant's wallet; NotRefundable when
+    it does but is not a successful charge or capture into it; AmountAboveRefundable past what is
+    left; InsufficientFunds (nothing recorded) when the merchant's ``available`` is short. The
+    merchant's wallet is locked first: every refund of an operation takes that lock, so racing
+    refunds never give back more than was charged. The payer is credited without waiting.
+    """
+    if merchant.kind != User.Kind.COMPANY:
+        raise NotAMerchant()
+    with transaction.atomic():
+        merchant_wallet = (
+            Wallet.objects.select_for_update(no_key=True).filter(owner=merchant).only("token").order_by("pk").first()
+        )
+        original = (
+            Operation.objects.filter(pk=operation_id).only("kind", "success", "source", "target", "amount").first()
+        )
+        if (
+            merchant_wallet is None
+            or original is None
+            or merchant_wallet.pk not in (original.source_id, original.target_id)
+        ):
+            raise OperationNotFound()
+        if not (
+            original.kind in (Operation.Kind.CHARGE, Operation.Kind.CAPTURE)
+            and original.success
+            and original.target_id == merchant_wallet.pk
+        ):
+            raise NotRefundable()
+        with connection.cursor() as cursor:
+            cursor.execute(sql.REFUNDED, [original.pk])
+            (refunded,) = cursor.fetchone()
+        left = original.amount - refunded
+        amount = left if amount is None else amount
+        if not left or amount > left:
+            raise AmountAboveRefundable(left)
+        money = _fold_and_add(merchant_wallet.pk, Decimal("0.00"), over_max="Balance overflow.")
+        if money.available < amount:
+            raise InsufficientFunds(None)
+        merchant_wallet.current_balance, merchant_wallet.held = _fold_and_add(
+            merchant_wallet.pk, -amount, over_max="Balance overflow."
+        )
+        _credit_without_waiting(
+            original.source_id, amount, over_max="The refund would take the balance over the maximum."
+        )
+        refund = Operation.objects.create(
+            kind=Operation.Kind.REFUND,
+            source=merchant_wallet,
+            target_id=original.source_id,
+            amount=amount,
+            summary=summary,
+            success=True,
+            refund_of=original,
+        )
+    return RefundResult(refund, refunded + amount, merchant_wallet)

@@ -77,6 +77,12 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "A company must create its wallet before it can charge.",
         ),
         ProblemType(
+            "hold_not_pending",
+            409,
+            "Hold not pending",
+            "The hold is already captured, voided or expired: it can no longer be captured or voided.",
+        ),
+        ProblemType(
             "idempotency_key_in_use",
             409,
             "Idempotency key in use",

@@ -159,6 +159,7 @@ def document(
     parameters: tuple[OpenApiParameter, ...] = (),
     examples: tuple[OpenApiExample, ...] = (),
     database: bool = True,
+    operation_id: str | None = None,
 ):
     """``view`` subclassed with its schema: its own responses and problems, and those its
     configuration implies (401 if it requires a key, 429 if throttled, 400/413/415 if it reads a
@@ -182,12 +183,16 @@ def document(
         parameters=[*parameters, *problem_headers(codes)],
         examples=list(examples),
     )
-    return decorator(type(view.__name__, (view,), {"__doc__": view.__doc__, "__module__": view.__module__}))
+    attributes = {"__doc__": view.__doc__, "__module__": view.__module__, "schema_operation_id": operation_id}
+    return decorator(type(view.__name__, (view,), attributes))
 
 
 class AutoSchema(SpectacularAutoSchema):
     def get_operation_id(self):
-        """``walletCharge`` for ``/wallet/charge``: the path's words, parameters left out."""
+        """``walletCharge`` for ``/wallet/charge``: the path's words, parameters left out (unless
+        ``document`` was given one, for two operations whose paths have the same words)."""
+        if getattr(self.view, "schema_operation_id", None):
+            return self.view.schema_operation_id
         words = [part for part in self.path.strip("/").split("/") if part and not part.startswith("{")]
         return words[0] + "".join(word.capitalize() for word in words[1:])
 

@@ -76,6 +76,11 @@ def test_every_path_is_documented_once_without_its_trailing_slash(schema):
         "/wallet/info/{token}",
         "/wallet/list",
         "/wallet/history/{token}",
+        "/wallet/hold",
+        "/wallet/hold/{hold_id}",
+        "/wallet/hold/{hold_id}/capture",
+        "/wallet/hold/{hold_id}/void",
+        "/wallet/refund",
         "/status",
         "/problems/{code}",
     }

@@ -32,7 +32,13 @@ def test_charge_moves_money_to_the_merchant_and_records_it(company_api, merchant
     assert response.status_code == 200
     operation = Operation.objects.get()
     # "operation" is the charge's id in the history: what a refund names.
-    assert response.json() == {"wallet": merchant_wallet.token, "balance": "25.00", "operation": operation.id}
+    assert response.json() == {
+        "wallet": merchant_wallet.token,
+        "balance": "25.00",
+        "held": "0.00",
+        "available": "25.00",
+        "operation": operation.id,
+    }
     customer_wallet.refresh_from_db()
     merchant_wallet.refresh_from_db()
     assert (customer_wallet.balance, merchant_wallet.balance) == (Decimal("75.00"), Decimal("25.00"))

@@ -13,7 +13,7 @@ def test_create_returns_a_new_wallet_with_zero_balance(client_api):
     response = client_api.post("/wallet/create", {}, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert body == {"wallet": body["wallet"], "balance": "0.00"}
+    assert body == {"wallet": body["wallet"], "balance": "0.00", "held": "0.00", "available": "0.00"}
     wallet = Wallet.objects.get()
     assert wallet.token == body["wallet"]
     assert wallet.owner == client_api.user

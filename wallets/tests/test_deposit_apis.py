@@ -21,7 +21,7 @@ def test_deposit_adds_to_the_balance_and_records_the_operation(client_api):
     wallet = WalletFactory(owner=client_api.user)
     response = deposit(client_api, wallet, "100.00", summary="Top-up")
     assert response.status_code == 200
-    assert response.json() == {"wallet": wallet.token, "balance": "100.00"}
+    assert response.json() == {"wallet": wallet.token, "balance": "100.00", "held": "0.00", "available": "100.00"}
     response = deposit(client_api, wallet, 12.5)
     assert response.json()["balance"] == "112.50"
     wallet.refresh_from_db()

@@ -74,7 +74,13 @@ def test_a_charge_does_not_wait_for_the_merchant_wallet_and_its_credit_counts_at
         assert not thread.is_alive(), "the charge waited for the merchant wallet's lock"
         (response,) = responses
         assert response.status_code == 200
-        assert response.json() == {"wallet": shop.token, "balance": "35.00", "operation": ANY}
+        assert response.json() == {
+            "wallet": shop.token,
+            "balance": "35.00",
+            "held": "0.00",
+            "available": "35.00",
+            "operation": ANY,
+        }
         assert list(PendingCredit.objects.values_list("wallet", "amount")) == [(shop.pk, Decimal("30.00"))]
         shop.refresh_from_db()
         assert shop.balance == Decimal("5.00")  # settled part only

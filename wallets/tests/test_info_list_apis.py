@@ -13,7 +13,7 @@ def test_info_returns_the_wallet_and_its_balance(client_api):
     wallet = WalletFactory(owner=client_api.user, balance=Decimal("150"))
     response = client_api.get(f"/wallet/info/{wallet.token}")
     assert response.status_code == 200
-    assert response.json() == {"wallet": wallet.token, "balance": "150.00"}
+    assert response.json() == {"wallet": wallet.token, "balance": "150.00", "held": "0.00", "available": "150.00"}
     assert client_api.get(f"/wallet/info/{wallet.token}/").json() == response.json()
 
 
@@ -42,8 +42,8 @@ def test_list_returns_own_wallets_oldest_first(client_api):
     response = client_api.get("/wallet/list")
     assert response.status_code == 200
     assert response.json() == [
-        {"wallet": first.token, "balance": "1.00"},
-        {"wallet": second.token, "balance": "2.50"},
+        {"wallet": first.token, "balance": "1.00", "held": "0.00", "available": "1.00"},
+        {"wallet": second.token, "balance": "2.50", "held": "0.00", "available": "2.50"},
     ]
 
 

@@ -49,7 +49,12 @@ def test_deposit_takes_at_most_six_statements(client_api, client_wallet, django_
 def test_info_takes_at_most_two_statements(client_api, client_wallet, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):
         response = client_api.get(f"/wallet/info/{client_wallet.token}")
-    assert response.json() == {"wallet": client_wallet.token, "balance": "100.00"}
+    assert response.json() == {
+        "wallet": client_wallet.token,
+        "balance": "100.00",
+        "held": "0.00",
+        "available": "100.00",
+    }
 
 
 def test_list_takes_at_most_two_statements_whatever_the_number_of_wallets(

@@ -101,7 +101,7 @@ def test_charge_locks_only_the_charged_wallet_and_credits_the_merchant_without_w
     with assert_max_queries(4) as captured:
         services.wallet_charge(merchant=merchant, wallet_token=customer.token, amount=Decimal("1"))
     statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert statements[0].rstrip().endswith('FOR NO KEY UPDATE OF "wallets_wallet"')
+    assert statements[0].rstrip().endswith("FOR NO KEY UPDATE OF w")
     assert sum("FOR NO KEY UPDATE SKIP LOCKED" in sql for sql in statements) == 1
     assert not any(" FOR UPDATE" in sql for sql in statements)
     # Nobody held the merchant's wallet: the credit went straight into its balance.
