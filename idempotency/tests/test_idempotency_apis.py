@@ -56,7 +56,11 @@ def test_the_replay_is_the_first_answer_even_after_the_balance_changed(client_ap
     first = post(client_api, "/wallet/deposit", {"wallet": wallet.token, "amount": "10.00"}, "k")
     post(client_api, "/wallet/deposit", {"wallet": wallet.token, "amount": "5.00"}, "other")
     replay = post(client_api, "/wallet/deposit", {"wallet": wallet.token, "amount": "10.00"}, "k")
-    assert replay.json() == first.json() == {"wallet": wallet.token, "balance": "10.00", "held": "0.00", "available": "10.00"}
+    assert (
+        replay.json()
+        == first.json()
+        == {"wallet": wallet.token, "balance": "10.00", "held": "0.00", "available": "10.00"}
+    )
     assert balance(wallet) == Decimal("15.00")
 
 
@@ -152,7 +156,11 @@ def test_a_successful_charge_is_replayed(company_api, merchant_wallet):
     first = post(company_api, "/wallet/charge", body, "c1")
     replay = post(company_api, "/wallet/charge", body, "c1")
     assert (first.status_code, replay.status_code) == (200, 200)
-    assert replay.json() == first.json() == {"wallet": merchant_wallet.token, "balance": "30.00", "held": "0.00", "available": "30.00", "operation": ANY}
+    assert (
+        replay.json()
+        == first.json()
+        == {"wallet": merchant_wallet.token, "balance": "30.00", "held": "0.00", "available": "30.00", "operation": ANY}
+    )
     assert (balance(customer), balance(merchant_wallet)) == (Decimal("70.00"), Decimal("30.00"))
 
 
@@ -235,7 +243,12 @@ def test_the_stored_record_names_the_request(client_api, wallet):
         "/wallet/deposit",
         200,
     )
-    assert json.loads(bytes(record.response_body)) == {"wallet": wallet.token, "balance": "2.00", "held": "0.00", "available": "2.00"}
+    assert json.loads(bytes(record.response_body)) == {
+        "wallet": wallet.token,
+        "balance": "2.00",
+        "held": "0.00",
+        "available": "2.00",
+    }
 
 
 def test_a_key_on_a_method_that_executes_nothing_is_not_claimed(client_api, wallet):
