@@ -63,10 +63,10 @@ SELECT w.id, w.balance, {pending("w.id")}, {held("w.id")},
 # is taken after the lock: the held amount it returns is current.
 FOLD_AND_ADD = f"""
 WITH folded AS (DELETE FROM {PENDING} WHERE wallet_id = %(wallet)s RETURNING amount)
-UPDATE {WALLETS}
-   SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
- WHERE id = %(wallet)s
-RETURNING balance, {held("id")}
+UPDATE {WALLETS} AS w
+   SET balance = w.balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
+ WHERE w.id = %(wallet)s
+RETURNING w.balance, {held("w.id")}
 """
 
 # Credit a wallet without waiting for its lock, in one statement. ``free`` takes the lock if nobody

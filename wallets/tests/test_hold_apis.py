@@ -62,8 +62,11 @@ def test_a_hold_reserves_available_money_and_moves_nothing(company_api, client_a
         "wallet": customer.token, "balance": "100.00", "held": "25.00", "available": "75.00"
     }  # fmt: skip
     assert wallet_info(company_api, shop)["balance"] == "0.00"
+    deposit = client_api.post("/wallet/deposit", {"wallet": customer.token, "amount": "10.00"}, format="json")
+    assert deposit.json() == {"wallet": customer.token, "balance": "110.00", "held": "25.00", "available": "85.00"}
+    assert client_api.get("/wallet/list").json() == [wallet_info(client_api, customer)]
     # In both histories, as a hold item that moves no money.
-    (mine,) = client_api.get(f"/wallet/history/{customer.token}").json()
+    mine = client_api.get(f"/wallet/history/{customer.token}").json()[1]
     assert (mine["type"], mine["hold"], mine["amount"], mine["success"]) == ("hold", body["hold"], "25.00", True)
     assert mine["target__token"] == "…" + shop.token[-4:]
     (theirs,) = company_api.get(f"/wallet/history/{shop.token}").json()
