@@ -2,10 +2,14 @@
 
 Checked, all in SQL aggregates over one consistent snapshot, a batch of wallets at a time so
 that memory stays bounded however long the ledger is:
-- every wallet's balance (settled plus pending credits) equals its successful credits minus its
-  successful debits;
-- no balance is negative;
-- the sum of all balances equals the sum of all successful deposits (charges only move money).
+- every wallet's balance (settled plus pending credits) equals its successful credits (deposits,
+  charges, captures and refunds in) minus its successful debits (a hold item moves no money);
+- no balance is negative, and no wallet's available money (balance minus held) is;
+- the sum of all balances equals the sum of all successful deposits (the rest only moves money);
+- no operation is refunded beyond its amount, and each hold's captured amount is the sum of its captures.
+
+A wallet's held amount is not stored: it is computed from its live holds when read (wallets.sql),
+so it cannot drift from them; what is checked is that it never exceeds the balance.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
+from wallets import sql
 from wallets.models import Operation, PendingCredit, Wallet
 
 ZERO = Decimal("0.00")
@@ -43,6 +48,9 @@ class AuditReport:
     # Counts only: the wallets themselves go to on_drift as they are found, so memory stays bounded.
     drifts: int = 0
     negative: int = 0
+    negative_available: int = 0
+    over_refunded: int = 0
+    capture_mismatches: int = 0
 
     @property
     def total_matches(self) -> bool:
@@ -50,7 +58,9 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        return self.total_matches and not self.drifts and not self.negative
+        return self.total_matches and not (
+            self.drifts or self.negative or self.negative_available or self.over_refunded or self.capture_mismatches
+        )
 
 
 # One batch: the wallets with ids in [lo, hi], each with its money (balance plus pending credits)
@@ -58,22 +68,31 @@ class AuditReport:
 # the batch's ids, grouped — not one lookup per wallet — so the audit reads each operation twice in
 # all, whatever the shape of the data (one wallet holding a million operations included).
 BATCH_SQL = f"""
-SELECT w.id, w.token, w.balance + COALESCE(p.total, 0), COALESCE(c.total, 0), COALESCE(d.total, 0)
+SELECT w.id, w.token, w.balance + COALESCE(p.total, 0), COALESCE(c.total, 0), COALESCE(d.total, 0),
+       {sql.held("w.id")}
   FROM {Wallet._meta.db_table} w
   LEFT JOIN (SELECT wallet_id, SUM(amount) AS total FROM {PendingCredit._meta.db_table}
               WHERE wallet_id BETWEEN %(lo)s AND %(hi)s GROUP BY wallet_id) p ON p.wallet_id = w.id
   LEFT JOIN (SELECT target_id, SUM(amount) AS total FROM {Operation._meta.db_table}
-              WHERE success AND target_id BETWEEN %(lo)s AND %(hi)s GROUP BY target_id) c ON c.target_id = w.id
+              WHERE success AND kind <> 'hold' AND target_id BETWEEN %(lo)s AND %(hi)s GROUP BY target_id) c
+         ON c.target_id = w.id
   LEFT JOIN (SELECT source_id, SUM(amount) AS total FROM {Operation._meta.db_table}
-              WHERE success AND source_id BETWEEN %(lo)s AND %(hi)s GROUP BY source_id) d ON d.source_id = w.id
+              WHERE success AND kind <> 'hold' AND source_id BETWEEN %(lo)s AND %(hi)s GROUP BY source_id) d
+         ON d.source_id = w.id
  WHERE w.id BETWEEN %(lo)s AND %(hi)s
  ORDER BY w.id
 """
 
-
-def _money(value) -> Decimal:
-    # PostgreSQL returns numeric as Decimal; SQLite returns its REAL sums as float.
-    return (value if isinstance(value, Decimal) else Decimal(str(value))).quantize(ZERO)
+# Operations refunded beyond their amount, and holds whose captured amount is not their captures' sum.
+OVER_REFUNDED_SQL = f"""
+SELECT COUNT(*) FROM (SELECT r.refund_of_id FROM {sql.OPERATIONS} r JOIN {sql.OPERATIONS} o ON o.id = r.refund_of_id
+                       WHERE r.kind = 'refund' GROUP BY r.refund_of_id, o.amount HAVING SUM(r.amount) > o.amount) x
+"""
+CAPTURE_MISMATCH_SQL = f"""
+SELECT COUNT(*) FROM {sql.HOLDS} h
+ WHERE h.captured <> COALESCE((SELECT SUM(c.amount) FROM {sql.OPERATIONS} c
+                                WHERE c.hold_id = h.id AND c.kind = 'capture'), 0)
+"""
 
 
 def _wallet_batches(batch_size: int) -> Iterator[list[tuple]]:
@@ -84,10 +103,7 @@ def _wallet_batches(batch_size: int) -> Iterator[list[tuple]]:
             return
         with connection.cursor() as cursor:
             cursor.execute(BATCH_SQL, {"lo": ids[0], "hi": ids[-1]})
-            yield [
-                (pk, token, _money(money), _money(credits), _money(debits))
-                for pk, token, money, credits, debits in cursor.fetchall()
-            ]
+            yield cursor.fetchall()
         last_id = ids[-1]
 
 
@@ -102,7 +118,7 @@ def ledger_audit(
     report = AuditReport()
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql" and outermost:
+        if outermost:
             # One snapshot for the whole audit: writes committing meanwhile cannot look like drift.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -112,15 +128,21 @@ def ledger_audit(
             deposits=Sum("amount", filter=Q(kind=Operation.Kind.DEPOSIT, success=True)),
         )
         report.operations, report.failed_operations = totals["operations"], totals["failed"]
-        report.total_deposits = _money(totals["deposits"] or ZERO)
+        report.total_deposits = totals["deposits"] or ZERO
+        with connection.cursor() as cursor:
+            cursor.execute(OVER_REFUNDED_SQL)
+            (report.over_refunded,) = cursor.fetchone()
+            cursor.execute(CAPTURE_MISMATCH_SQL)
+            (report.capture_mismatches,) = cursor.fetchone()
         total_wallets = Wallet.objects.count()
         for batch in _wallet_batches(batch_size):
-            for _pk, token, balance, credits, debits in batch:
+            for _pk, token, balance, credits, debits, held in batch:
                 report.wallets += 1
                 report.total_balance += balance
                 found = WalletDrift(token=token, balance=balance, ledger=credits - debits)
                 report.drifts += bool(found.difference)
                 report.negative += balance < 0
+                report.negative_available += balance - held < 0
                 if (found.difference or balance < 0) and on_drift:
                     on_drift(found)
             if on_progress:

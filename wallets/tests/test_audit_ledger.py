@@ -12,7 +12,7 @@ from django.db import connection
 from accounts.tests.factories import CompanyFactory
 from wallets import services
 from wallets.errors import InsufficientFunds
-from wallets.models import Operation, Wallet
+from wallets.models import Hold, Operation, Wallet
 from wallets.tests.factories import WalletFactory
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ def ledger():
 
 def test_a_consistent_ledger_passes_with_a_summary(ledger):
     out, _ = audit("--batch-size", "2")  # several batches
-    assert "Audited 3 wallets and 5 operations (1 failed charges)" in out
+    assert "Audited 3 wallets and 5 operations (1 failed charges and holds)" in out
     assert "Sum of balances:             120.50" in out
     assert "Sum of successful deposits:  120.50" in out
     assert "Ledger audit passed." in out
@@ -90,3 +90,42 @@ def test_an_empty_database_passes():
 def test_a_batch_size_below_one_is_refused():
     with pytest.raises(CommandError, match="--batch-size"):
         audit("--batch-size", "0")
+
+
+def test_holds_captures_and_refunds_through_the_services_keep_the_ledger_clean(ledger):
+    merchant = CompanyFactory().user
+    shop = WalletFactory(owner=merchant)
+    customer = WalletFactory()
+    services.wallet_deposit(owner=customer.owner, wallet_token=customer.token, amount=Decimal("100"))
+    hold = services.hold_create(merchant=merchant, wallet_token=customer.token, amount=Decimal("40"))
+    services.hold_capture(merchant=merchant, hold_id=hold.public_id, amount=Decimal("15"), final=False)
+    charge = services.wallet_charge(merchant=merchant, wallet_token=customer.token, amount=Decimal("20"))
+    services.wallet_refund(merchant=merchant, operation_id=charge.id, amount=Decimal("5"))
+    out, _ = audit()
+    assert "Ledger audit passed." in out
+    assert shop.pk  # the shop received 15 + 20 - 5, and the audit agreed
+
+
+def test_the_hold_and_refund_invariants_are_checked(ledger):
+    merchant = CompanyFactory().user
+    shop = WalletFactory(owner=merchant)
+    customer = WalletFactory()
+    services.wallet_deposit(owner=customer.owner, wallet_token=customer.token, amount=Decimal("10"))
+    # Written past the services, as a bug would: a hold above the balance, a capture amount with no
+    # capture operation, and two refunds adding up to more than their charge.
+    Hold.objects.create(wallet=customer, merchant_wallet=shop, amount=Decimal("11"), expires_at="2100-01-01T00:00:00Z")
+    Hold.objects.create(
+        wallet=shop, merchant_wallet=customer, amount=Decimal("5"), captured=Decimal("5"), status="captured",
+        expires_at="2100-01-01T00:00:00Z",
+    )  # fmt: skip
+    charge = Operation.objects.create(kind="charge", source=customer, target=shop, amount=Decimal("1"), success=True)
+    for _ in range(2):
+        Operation.objects.create(
+            kind="refund", source=shop, target=customer, amount=Decimal("1"), success=True, refund_of=charge
+        )
+    with pytest.raises(CommandError) as failed:
+        audit()
+    message = str(failed.value)
+    assert "1 wallets hold more than their balance" in message
+    assert "1 operations are refunded beyond their amount" in message
+    assert "1 holds differ from the sum of their captures" in message

@@ -50,11 +50,14 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"Audited {report.wallets:,} wallets and {report.operations:,} operations "
-            f"({report.failed_operations:,} failed charges) in {elapsed:.2f} s.\n"
+            f"({report.failed_operations:,} failed charges and holds) in {elapsed:.2f} s.\n"
             f"Sum of balances:             {report.total_balance}\n"
             f"Sum of successful deposits:  {report.total_deposits}\n"
             f"Wallets off their ledger:    {report.drifts}\n"
-            f"Wallets below zero:          {report.negative}"
+            f"Wallets below zero:          {report.negative}\n"
+            f"Available below zero:        {report.negative_available}\n"
+            f"Operations over-refunded:    {report.over_refunded}\n"
+            f"Holds off their captures:    {report.capture_mismatches}"
         )
         if not report.ok:
             problems = []
@@ -62,6 +65,12 @@ class Command(BaseCommand):
                 problems.append(f"{report.drifts} wallets differ from their ledger")
             if report.negative:
                 problems.append(f"{report.negative} wallets are below zero")
+            if report.negative_available:
+                problems.append(f"{report.negative_available} wallets hold more than their balance")
+            if report.over_refunded:
+                problems.append(f"{report.over_refunded} operations are refunded beyond their amount")
+            if report.capture_mismatches:
+                problems.append(f"{report.capture_mismatches} holds differ from the sum of their captures")
             if not report.total_matches:
                 problems.append(f"balances add up to {report.total_balance - report.total_deposits} more than deposits")
             raise CommandError("Ledger audit FAILED: " + "; ".join(problems) + ".")
