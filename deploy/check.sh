@@ -377,14 +377,17 @@ done
 # SIGTERM (what `docker compose stop` sends) stops it cleanly: exit status 0, a last log line.
 podman stop --time 30 "${COMPOSE_PROJECT}_worker_1" >/dev/null
 [[ "$(podman inspect --format '{{.State.ExitCode}}' "${COMPOSE_PROJECT}_worker_1")" == 0 ]] || fail "the worker did not exit 0 on SIGTERM"
-podman logs --tail 1 "${COMPOSE_PROJECT}_worker_1" 2>&1 | grep -q '"message": "worker stopped"' || fail "the worker did not log its stop"
+podman logs "${COMPOSE_PROJECT}_worker_1" >"$STATE/worker.log" 2>&1
+tail -n 1 "$STATE/worker.log" | grep -q '"message": "worker stopped"' || fail "the worker did not log its stop"
 # Down and up again: the database lives in the named volume, so there is nothing left to migrate.
 podman_compose down || fail "podman-compose down"
 podman_compose up --detach db || fail "podman-compose up db (second time)"
 wait_healthy "${COMPOSE_PROJECT}_db_1"
 migrate_once
-podman logs "${COMPOSE_PROJECT}_migrate_1" 2>&1 | grep -q 'No migrations to apply' ||
-    fail "the database did not survive down/up in its named volume"
+# Into a file first: grep -q would stop reading at its match, and podman logs' SIGPIPE fail the pipe.
+podman logs "${COMPOSE_PROJECT}_migrate_1" >"$STATE/migrate-again.log" 2>&1
+grep -q 'No migrations to apply' "$STATE/migrate-again.log" ||
+    fail "the database did not survive down/up in its named volume: $(tail -n 5 "$STATE/migrate-again.log")"
 podman_compose down --volumes || fail "podman-compose down --volumes"
 podman untag "$IMAGE" localhost/wallet-service:latest
 passed "stack up, HTTP session passed as wallet_app (ledger changes refused), /metrics 403 without token, worker purged; web healthy; data survived down/up"
