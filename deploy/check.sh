@@ -16,6 +16,9 @@ IMAGE=localhost/wallet-service:check
 PG_SERVER="${DEPLOY_CHECK_PG_SERVER:-postgres://postgres@127.0.0.1:5432}"
 DB_NAME="${DEPLOY_CHECK_DB:-wallet_deploy_check}"
 DATABASE_URL_CHECK="$PG_SERVER/$DB_NAME"
+# The runtime role of the image-level steps: on this machine's server, which trusts 127.0.0.1.
+RUNTIME_ROLE="${DEPLOY_CHECK_RUNTIME_ROLE:-wallet_deploy_check_app}"
+RUNTIME_URL_CHECK=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p._replace(netloc=sys.argv[2] + "@" + p.netloc.rpartition("@")[2]).geturl())' "$DATABASE_URL_CHECK" "$RUNTIME_ROLE")
 SECRET_KEY_CHECK="deploy-check-only-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 METRICS_TOKEN_CHECK="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 CONTAINERS=(wallet-deploy-check-migrate-1 wallet-deploy-check-migrate-2 wallet-deploy-check-web wallet-deploy-check-nodb)
@@ -36,6 +39,7 @@ cleanup() {
         podman rm --force --time 5 "$name" >/dev/null 2>&1 || true
     done
     psql_admin "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" || true
+    psql_admin "DROP ROLE IF EXISTS $RUNTIME_ROLE" || true
 }
 trap cleanup EXIT
 for name in "${CONTAINERS[@]}"; do
@@ -56,7 +60,7 @@ free_port() {
 }
 
 STEP=0
-STEPS=12
+STEPS=13
 STARTED=$SECONDS
 step() {
     STEP=$((STEP + 1))
@@ -73,6 +77,8 @@ fail() {
 }
 
 app_env=(--env "DATABASE_URL=$DATABASE_URL_CHECK" --env "WALLET_SERVICE_SECRET_KEY=$SECRET_KEY_CHECK")
+# web, as deployed: connected as the runtime role.
+runtime_env=(--env "DATABASE_URL=$RUNTIME_URL_CHECK" --env "WALLET_SERVICE_SECRET_KEY=$SECRET_KEY_CHECK")
 # The same confinement as docker-compose.yml gives the app containers.
 confined=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges --network host)
 
@@ -84,12 +90,13 @@ passed "hadolint $(hadolint --version | awk '{print $NF}')"
 step "docker-compose.yml: Compose v2 accepts it (docker compose config -q) and it matches the compose-spec schema"
 compose="$("$ROOT/.venv-deploy/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
 sed -e 's/^WALLET_SERVICE_SECRET_KEY=$/WALLET_SERVICE_SECRET_KEY=placeholder/' \
-    -e 's/^POSTGRES_PASSWORD=$/POSTGRES_PASSWORD=placeholder/' .env.example >"$STATE/compose.env"
+    -e 's/^POSTGRES_PASSWORD=$/POSTGRES_PASSWORD=placeholder/' \
+    -e 's/^POSTGRES_APP_PASSWORD=$/POSTGRES_APP_PASSWORD=placeholder/' .env.example >"$STATE/compose.env"
 "$compose" --env-file "$STATE/compose.env" config --quiet
 if "$compose" --env-file /dev/null config --quiet 2>"$STATE/compose-no-secrets.log"; then
     fail "compose accepted a configuration without secrets"
 fi
-grep -Eq '(WALLET_SERVICE_SECRET_KEY|POSTGRES_PASSWORD) is missing a value' "$STATE/compose-no-secrets.log" || fail "compose's refusal does not name the missing secret"
+grep -Eq '(WALLET_SERVICE_SECRET_KEY|POSTGRES_PASSWORD|POSTGRES_APP_PASSWORD) is missing a value' "$STATE/compose-no-secrets.log" || fail "compose's refusal does not name the missing secret"
 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 passed "$("$compose" version --short) accepts it with .env.example's variables and refuses it without secrets"
 
@@ -132,11 +139,14 @@ passed "image $(podman image inspect --format '{{.Id}}' "$IMAGE" | cut -c1-12), 
 
 step "Migrations: two migrate containers started at once on an empty database; one applies, the other waits"
 psql_admin "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
+psql_admin "DROP ROLE IF EXISTS $RUNTIME_ROLE"
 psql_admin "CREATE DATABASE $DB_NAME"
+psql_admin "CREATE ROLE $RUNTIME_ROLE LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
 pids=()
 for n in 1 2; do
     podman run --rm --name "wallet-deploy-check-migrate-$n" --no-healthcheck "${confined[@]}" "${app_env[@]}" \
-        --entrypoint python "$IMAGE" manage.py migrate_locked >"$STATE/migrate-$n.log" 2>&1 &
+        --entrypoint python "$IMAGE" manage.py migrate_locked --grant-runtime-role "$RUNTIME_ROLE" \
+        >"$STATE/migrate-$n.log" 2>&1 &
     pids+=($!)
 done
 wait "${pids[0]}" || fail "migrate container 1: $(tail -n 5 "$STATE/migrate-1.log")"
@@ -144,7 +154,39 @@ wait "${pids[1]}" || fail "migrate container 2: $(tail -n 5 "$STATE/migrate-2.lo
 appliers=$(grep -l 'Applying wallets.0001_initial' "$STATE"/migrate-*.log | wc -l)
 waiters=$(grep -l 'No migrations to apply' "$STATE"/migrate-*.log | wc -l)
 ((appliers == 1 && waiters == 1)) || fail "expected one container to apply and one to find nothing ($appliers, $waiters)"
-passed "both exited 0: one applied every migration, the other then found none to apply"
+grep -q "Granted $RUNTIME_ROLE data access" "$STATE/migrate-1.log" || fail "migrate did not grant the runtime role"
+passed "both exited 0: one applied every migration, the other then found none to apply; both granted $RUNTIME_ROLE"
+
+step "Least privilege: the runtime role cannot alter the ledger (UPDATE, DELETE, DROP TRIGGER, ALTER TABLE fail)"
+"$PYTHON" - "$RUNTIME_URL_CHECK" <<'PY' || fail "the runtime role can do more than the API needs"
+import sys
+
+import psycopg
+from psycopg import errors
+
+with psycopg.connect(sys.argv[1], autocommit=True) as db:
+    user, superuser = db.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    assert not superuser, f"{user} is a superuser"
+    owned = db.execute("SELECT count(*) FROM pg_tables WHERE tableowner = current_user").fetchone()[0]
+    assert owned == 0, f"{user} owns {owned} tables"
+    db.execute("SELECT count(*) FROM wallets_operation")
+    for statement in [
+        "UPDATE wallets_operation SET amount = amount",
+        "DELETE FROM wallets_operation",
+        "TRUNCATE wallets_operation",
+        "DROP TRIGGER wallets_operation_append_only ON wallets_operation",
+        "ALTER TABLE wallets_operation DROP CONSTRAINT operation_amount_positive",
+        "ALTER TABLE wallets_wallet DROP CONSTRAINT wallet_balance_not_negative",
+        "CREATE TABLE runtime_made (id int)",
+    ]:
+        try:
+            db.execute(statement)
+        except errors.InsufficientPrivilege as error:
+            print(f"    refused as {user}: {statement[:45]:45} ({str(error).splitlines()[0]})")
+        else:
+            raise AssertionError(f"{user} could run: {statement}")
+PY
+passed "as $RUNTIME_ROLE: not superuser, owns no table; every ledger change and DDL refused (the API works as it: next step)"
 
 step "Configuration: check --deploy is clean with production values; a bad variable stops start-up, naming it"
 production_env=(--env WALLET_SERVICE_ALLOWED_HOSTS=wallet.example.com --env WALLET_SERVICE_NUM_PROXIES=1
@@ -161,9 +203,9 @@ fi
 grep -q 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log" || fail "$(cat "$STATE/bad-config.log")"
 passed "check --deploy: $(tail -n 1 "$STATE/check-deploy.log"); $(grep -m1 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log")"
 
-step "Service: the image serves the API; signup, wallet, deposit, company charge, history, /status, /metrics over HTTP"
+step "Service: the image serves the API as the runtime role; signup, wallet, deposit, charge, history, /status, /metrics"
 WEB_PORT=$(free_port)
-podman run --detach --name wallet-deploy-check-web "${confined[@]}" "${app_env[@]}" \
+podman run --detach --name wallet-deploy-check-web "${confined[@]}" "${runtime_env[@]}" \
     --env HOST=127.0.0.1 --env PORT="$WEB_PORT" --env WALLET_SERVICE_WORKERS=2 \
     --env WALLET_SERVICE_METRICS_TOKEN="$METRICS_TOKEN_CHECK" "$IMAGE" >"$STATE/web-run.log" 2>&1 ||
     fail "$(cat "$STATE/web-run.log")"
@@ -236,7 +278,7 @@ done
 [[ "$recap" == *" changed=0 "* ]] || fail "the second run changed something: $(grep -E '^changed' "$STATE/ansible-run-2.log")"
 [[ "$(sha256sum "$host_dir/secrets/secret_key")" == "$secret_before" ]] || fail "the secret key changed"
 [[ "$(stat -c %a "$host_dir/.env")" == 600 ]] || fail ".env is not private"
-for name in WALLET_SERVICE_SECRET_KEY POSTGRES_PASSWORD WALLET_SERVICE_METRICS_TOKEN; do
+for name in WALLET_SERVICE_SECRET_KEY POSTGRES_PASSWORD POSTGRES_APP_PASSWORD WALLET_SERVICE_METRICS_TOKEN; do
     grep -Eq "^$name='[A-Za-z0-9]{64}'$" "$host_dir/.env" || fail ".env has no generated $name"
 done
 "$compose" --project-directory "$host_dir/current" --env-file "$host_dir/.env" config --quiet ||
@@ -254,11 +296,12 @@ echo "    run 3 (Vault): $(grep -A1 'PLAY RECAP' "$STATE/ansible-run-3.log" | ta
 grep -qx "WALLET_SERVICE_SECRET_KEY='$vault_key'" "$host_dir/.env" || fail "the Vault's secret key is not in .env"
 passed "release shipped and unpacked, secrets generated once and kept, .env rendered (0600), /status awaited; Vault secret taken"
 
-step "Compose: podman-compose brings docker-compose.yml up (db, migrate, web) and the API answers on its published port"
+step "Compose: podman-compose brings docker-compose.yml up (db, migrate, web, worker); roles, /metrics, purges checked"
 # Docker Hub's postgres:15 cannot be pulled here: a stand-in with Debian's PostgreSQL 15 and the same
-# POSTGRES_* variables takes its name, once.
-if ! podman image exists docker.io/library/postgres:15; then
-    podman build --network host --tag docker.io/library/postgres:15 deploy/postgres-standin \
+# POSTGRES_* variables and init scripts takes its name, rebuilt when deploy/postgres-standin changes.
+standin_hash=$(cat deploy/postgres-standin/* | sha256sum | cut -c1-16)
+if [[ "$(podman image inspect --format '{{index .Labels "standin"}}' docker.io/library/postgres:15 2>/dev/null)" != "$standin_hash" ]]; then
+    podman build --network host --label "standin=$standin_hash" --tag docker.io/library/postgres:15 deploy/postgres-standin \
         >"$STATE/postgres-standin-build.log" 2>&1 || {
         tail -n 30 "$STATE/postgres-standin-build.log"
         fail "building the postgres:15 stand-in"
@@ -266,8 +309,10 @@ if ! podman image exists docker.io/library/postgres:15; then
 fi
 podman tag "$IMAGE" localhost/wallet-service:latest
 COMPOSE_PORT=$(free_port)
+COMPOSE_APP_PASSWORD="compose-app-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 sed -e "s/^WALLET_SERVICE_SECRET_KEY=\$/WALLET_SERVICE_SECRET_KEY=$SECRET_KEY_CHECK/" \
     -e "s/^POSTGRES_PASSWORD=\$/POSTGRES_PASSWORD=compose-check-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
+    -e "s/^POSTGRES_APP_PASSWORD=\$/POSTGRES_APP_PASSWORD=$COMPOSE_APP_PASSWORD/" \
     -e "s/^WALLET_SERVICE_PUBLISH=.*/WALLET_SERVICE_PUBLISH=127.0.0.1:$COMPOSE_PORT/" \
     -e "s/^WALLET_SERVICE_WORKERS=\$/WALLET_SERVICE_WORKERS=2/" .env.example >"$STATE/compose-run.env"
 : >"$STATE/podman-compose.log"
@@ -291,26 +336,61 @@ migrate_once() {
 podman_compose up --detach db || fail "podman-compose up db: $(tail -n 20 "$STATE/podman-compose.log")"
 wait_healthy "${COMPOSE_PROJECT}_db_1"
 migrate_once
-podman_compose up --detach --no-deps web || fail "podman-compose up web"
+podman_compose up --detach --no-deps web worker || fail "podman-compose up web worker"
 for _ in $(seq 1 60); do
     curl --silent --fail --output /dev/null "http://127.0.0.1:$COMPOSE_PORT/status" && break
     sleep 0.5
 done
+# No metrics token in .env.example: /metrics must be closed (403), not open.
 python3 deploy/smoke.py "http://127.0.0.1:$COMPOSE_PORT" || {
     podman logs --tail 30 "${COMPOSE_PROJECT}_web_1"
     fail "smoke test through the compose project"
 }
 wait_healthy "${COMPOSE_PROJECT}_web_1"
+# web and worker are connected as wallet_app only; as wallet_app the ledger cannot be changed.
+db_psql() {
+    podman exec --env PGPASSWORD="$COMPOSE_APP_PASSWORD" "${COMPOSE_PROJECT}_db_1" \
+        psql --host=127.0.0.1 --username=wallet_app --dbname=wallet --no-psqlrc --tuples-only --no-align "$@"
+}
+users=$(db_psql -c "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity
+    WHERE datname = 'wallet' AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
+[[ "$users" == wallet_app ]] || fail "web and worker should be connected as wallet_app only, found: '$users'"
+[[ "$(db_psql -c "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" == f ]] || fail "wallet_app is a superuser"
+for statement in "UPDATE wallets_operation SET amount = amount" "DELETE FROM wallets_operation" \
+    "DROP TRIGGER wallets_operation_append_only ON wallets_operation" \
+    "ALTER TABLE wallets_operation DROP CONSTRAINT operation_amount_positive"; do
+    if db_psql -c "$statement" >"$STATE/compose-denied.log" 2>&1; then
+        fail "wallet_app could run: $statement"
+    fi
+    grep -Eq 'permission denied|must be owner' "$STATE/compose-denied.log" || fail "$statement: $(cat "$STATE/compose-denied.log")"
+done
+# The worker ran both purges at start (JSON lines) and is still running.
+for _ in $(seq 1 30); do
+    podman logs "${COMPOSE_PROJECT}_worker_1" 2>&1 | grep -c '"message": "job done"' | grep -qx 2 && break
+    sleep 1
+done
+podman logs "${COMPOSE_PROJECT}_worker_1" >"$STATE/worker.log" 2>&1
+for job in purge_auth purge_idempotency_keys; do
+    grep '"message": "job done"' "$STATE/worker.log" | grep -q "\"job\": \"$job\"" || fail "the worker did not run $job: $(tail -n 5 "$STATE/worker.log")"
+done
+[[ "$(podman inspect --format '{{.State.Running}}' "${COMPOSE_PROJECT}_worker_1")" == true ]] || fail "the worker exited"
+# SIGTERM (what `docker compose stop` sends) stops it cleanly: exit status 0, a last log line.
+podman stop --time 30 "${COMPOSE_PROJECT}_worker_1" >/dev/null
+[[ "$(podman inspect --format '{{.State.ExitCode}}' "${COMPOSE_PROJECT}_worker_1")" == 0 ]] || fail "the worker did not exit 0 on SIGTERM"
+podman logs "${COMPOSE_PROJECT}_worker_1" >"$STATE/worker.log" 2>&1
+tail -n 1 "$STATE/worker.log" | grep -q '"message": "worker stopped"' || fail "the worker did not log its stop"
 # Down and up again: the database lives in the named volume, so there is nothing left to migrate.
 podman_compose down || fail "podman-compose down"
 podman_compose up --detach db || fail "podman-compose up db (second time)"
 wait_healthy "${COMPOSE_PROJECT}_db_1"
 migrate_once
-podman logs "${COMPOSE_PROJECT}_migrate_1" 2>&1 | grep -q 'No migrations to apply' ||
-    fail "the database did not survive down/up in its named volume"
+# Into a file first: grep -q would stop reading at its match, and podman logs' SIGPIPE fail the pipe.
+podman logs "${COMPOSE_PROJECT}_migrate_1" >"$STATE/migrate-again.log" 2>&1
+grep -q 'No migrations to apply' "$STATE/migrate-again.log" ||
+    fail "the database did not survive down/up in its named volume: $(tail -n 5 "$STATE/migrate-again.log")"
 podman_compose down --volumes || fail "podman-compose down --volumes"
 podman untag "$IMAGE" localhost/wallet-service:latest
-passed "stack up, HTTP session passed, web healthy; after down/up the data was still in the volume"
+passed "stack up, HTTP session passed as wallet_app (ledger changes refused), /metrics 403 without token, worker purged; web healthy; data survived down/up"
 
 echo
 echo "deploy-check passed: $STEP steps in $((SECONDS - STARTED)) s"

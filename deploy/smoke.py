@@ -4,7 +4,8 @@
 
 A client signs up, opens a wallet and tops it up (the top-up sent twice with one Idempotency-Key);
 a company signs up, opens its wallet and charges the client (once within the balance, once beyond
-it); both histories, /status and the business counters at /metrics are read back. Standard library
+it); both histories, /status and the business counters at /metrics are read back (or, with no
+token and not public, /metrics must be closed: 403). Standard library
 only, so that it runs from any Python 3 against any deployment. Exits non-zero at the first answer
 that is not the contract's.
 """
@@ -70,12 +71,16 @@ def sample(metrics: str, name: str) -> float:
     raise Failure(f"/metrics has no sample {name}")
 
 
-def check_metrics(base: str, token: str | None) -> None:
-    """/metrics behind its token (or open without one), counting at least this session's money moves."""
+def check_metrics(base: str, token: str | None, public: bool) -> None:
+    """/metrics behind its token (closed without one, unless public), counting this session's money moves."""
     headers = {"Accept": "text/plain"}
     if token:
         call(base, "GET", "/metrics", expect=401, extra_headers=headers, raw=True)
         headers["Authorization"] = f"Bearer {token}"
+    elif not public:
+        closed, _ = call(base, "GET", "/metrics", expect=403, extra_headers=headers, raw=True)
+        check("django_http" not in closed, "a closed /metrics showed metrics")
+        return
     metrics, _ = call(base, "GET", "/metrics", extra_headers=headers, raw=True)
     # Counters add up every gunicorn worker's (multiprocess mode), so they hold at least this session's.
     check(sample(metrics, "wallet_deposits_total") >= 1, "deposits not counted")
@@ -84,7 +89,7 @@ def check_metrics(base: str, token: str | None) -> None:
     check(sample(metrics, "wallet_charged_amount_total") >= 25, "charged amount not counted")
 
 
-def run(base: str, metrics_token: str | None) -> None:
+def run(base: str, metrics_token: str | None, metrics_public: bool = False) -> None:
     base = base.rstrip("/")
     status, _ = call(base, "GET", "/status")
     check(status == {"status": "ok"}, f"/status body {status!r}")
@@ -164,18 +169,21 @@ def run(base: str, metrics_token: str | None) -> None:
     check(len(page) == 1 and 'rel="next"' in (headers.get("Link") or ""), "history pagination Link header missing")
     merchant_history, _ = call(base, "GET", f"/wallet/history/{merchant_wallet}/", token=company_token)
     check([item["success"] for item in merchant_history] == [False, True], f"merchant history {merchant_history!r}")
-    check_metrics(base, metrics_token)
+    check_metrics(base, metrics_token, metrics_public)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", nargs="?", default="http://127.0.0.1:8000")
     parser.add_argument("--metrics-token", help="the service's WALLET_SERVICE_METRICS_TOKEN, if it has one")
+    parser.add_argument(
+        "--metrics-public", action="store_true", help="WALLET_SERVICE_METRICS_PUBLIC=True (else no token: 403)"
+    )
     args = parser.parse_args()
     base = args.base
     print(f"smoke test against {base}")
     try:
-        run(base, args.metrics_token)
+        run(base, args.metrics_token, args.metrics_public)
     except (Failure, OSError, KeyError, ValueError) as error:
         print(f"FAILED: {error}")
         return 1

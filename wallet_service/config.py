@@ -64,6 +64,8 @@ class Config:
     num_proxies: int
     database_url: str | None
     metrics_token: str | None
+    metrics_public: bool
+    admin_enabled: bool
     secure_ssl_redirect: bool
     secure_hsts_seconds: int
     secure_hsts_include_subdomains: bool
@@ -180,6 +182,14 @@ def parse_metrics_token(value: str | None) -> str | None:
     return value
 
 
+def parse_metrics_public(value: str | None, metrics_token: str | None) -> bool:
+    name = "WALLET_SERVICE_METRICS_PUBLIC"
+    public = parse_bool(name, value, default=False)
+    if public and metrics_token is not None:
+        raise ConfigError(name, "cannot be True while WALLET_SERVICE_METRICS_TOKEN is set; choose one")
+    return public
+
+
 @dataclass(frozen=True)
 class TransportSecurity:
     ssl_redirect: bool
@@ -237,6 +247,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             os.environ["WALLET_SERVICE_SECRET_KEY"] = secret_key
     num_proxies = parse_non_negative_int("WALLET_SERVICE_NUM_PROXIES", _get(env, "WALLET_SERVICE_NUM_PROXIES"), 0)
     transport = parse_transport_security(env, num_proxies)
+    metrics_token = parse_metrics_token(_get(env, "WALLET_SERVICE_METRICS_TOKEN"))
     return Config(
         log_level=parse_log_level(_get(env, "WALLET_SERVICE_LOG_LEVEL")),
         secret_key=secret_key,
@@ -251,7 +262,11 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         auth_throttle_rate=parse_throttle_rate(_get(env, "WALLET_SERVICE_AUTH_THROTTLE_RATE")),
         num_proxies=num_proxies,
         database_url=parse_database_url(_get(env, "DATABASE_URL")),
-        metrics_token=parse_metrics_token(_get(env, "WALLET_SERVICE_METRICS_TOKEN")),
+        metrics_token=metrics_token,
+        metrics_public=parse_metrics_public(_get(env, "WALLET_SERVICE_METRICS_PUBLIC"), metrics_token),
+        admin_enabled=parse_bool(
+            "WALLET_SERVICE_ADMIN_ENABLED", _get(env, "WALLET_SERVICE_ADMIN_ENABLED"), default=True
+        ),
         secure_ssl_redirect=transport.ssl_redirect,
         secure_hsts_seconds=transport.hsts_seconds,
         secure_hsts_include_subdomains=transport.hsts_include_subdomains,

@@ -17,7 +17,8 @@ DEBUG = CONFIG.debug
 ALLOWED_HOSTS = list(CONFIG.allowed_hosts)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the login throttled like the API's (wallet_service/admin_site.py).
+    "wallet_service.admin_apps.WalletAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -122,8 +123,8 @@ REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
 }
 
-# Signup and login attempts per client IP (None: not throttled). Counted in the database, so
-# every gunicorn worker and every container behind the same database shares the counters.
+# Signup and login attempts (the API's and /admin/'s) per client IP (None: not throttled). Counted in
+# the database, so every gunicorn worker and every container behind the same database shares the counters.
 WALLET_SERVICE_AUTH_THROTTLE_RATE = CONFIG.auth_throttle_rate
 WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = CONFIG.max_wallets_by_client
 
@@ -223,13 +224,17 @@ SECURE_REDIRECT_EXEMPT = [r"^status/?$", r"^metrics/?$"]
 SECURE_HSTS_SECONDS = CONFIG.secure_hsts_seconds
 SECURE_HSTS_INCLUDE_SUBDOMAINS = CONFIG.secure_hsts_include_subdomains
 SECURE_HSTS_PRELOAD = CONFIG.secure_hsts_preload
+# /admin/ is served unless switched off (then it is a 404, like any unknown path).
+WALLET_SERVICE_ADMIN_ENABLED = CONFIG.admin_enabled
 # Only the admin uses cookies; `make run` (plain http://127.0.0.1) turns secure cookies off.
 SESSION_COOKIE_SECURE = CONFIG.secure_cookies
 CSRF_COOKIE_SECURE = CONFIG.secure_cookies
 
 # --- Metrics ---------------------------------------------------------------------------------------
-# /metrics (wallet_service/api/metrics.py) asks for this bearer token when it is set.
+# /metrics (wallet_service/api/metrics.py) asks for this bearer token when it is set; without one it
+# is closed (403) unless explicitly made public.
 WALLET_SERVICE_METRICS_TOKEN = CONFIG.metrics_token
+WALLET_SERVICE_METRICS_PUBLIC = CONFIG.metrics_public
 
 # --- Logging -------------------------------------------------------------------------------------
 # One JSON object per line on stderr, each with the id of the request it belongs to (wallet_service/logs.py).

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -8,7 +9,6 @@ from wallet_service.api.routing import endpoint
 from wallet_service.api.views import ProblemTypeApi, StatusApi
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
     endpoint("status", StatusApi.as_view(), name="status"),
     endpoint("metrics", metrics_view, name="metrics"),
     # The schema in YAML, or JSON for `Accept: application/vnd.oai.openapi+json` (or application/json).
@@ -18,6 +18,10 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("wallets.urls")),
 ]
+
+# WALLET_SERVICE_ADMIN_ENABLED=False: /admin/ is not routed at all (404, like any unknown path).
+if settings.WALLET_SERVICE_ADMIN_ENABLED:
+    urlpatterns.insert(0, path("admin/", admin.site.urls))
 
 handler400 = "wallet_service.api.views.bad_request"
 handler403 = "wallet_service.api.views.permission_denied"

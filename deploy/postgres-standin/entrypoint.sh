@@ -1,6 +1,7 @@
 #!/bin/sh
 # First start: initialise $PGDATA with POSTGRES_USER (superuser, password POSTGRES_PASSWORD) and
-# create POSTGRES_DB, with a server that listens on no TCP port meanwhile. Then run PostgreSQL.
+# create POSTGRES_DB, then run /docker-entrypoint-initdb.d's *.sh and *.sql as the real image does,
+# with a server that listens on no TCP port meanwhile. Then run PostgreSQL.
 set -eu
 : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}"
 user="${POSTGRES_USER:-postgres}"
@@ -16,6 +17,12 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     if [ "$database" != postgres ]; then
         createdb --username="$user" "$database"
     fi
+    for script in /docker-entrypoint-initdb.d/*; do
+        case "$script" in
+            *.sh) POSTGRES_USER="$user" POSTGRES_DB="$database" sh "$script" ;;
+            *.sql) psql -v ON_ERROR_STOP=1 --username="$user" --dbname="$database" --file="$script" ;;
+        esac
+    done
     pg_ctl --wait --mode=fast stop >/dev/null
 fi
 exec postgres -c listen_addresses='*'

@@ -1,8 +1,9 @@
 """``GET /metrics``: Prometheus metrics, optionally behind a bearer token.
 
 With ``WALLET_SERVICE_METRICS_TOKEN`` set, a scrape must send ``Authorization: Bearer <token>``
-(Prometheus: ``authorization: {credentials: <token>}``); without it the endpoint is open, and
-``manage.py check --deploy`` warns about it (wallet_service/checks.py). django-prometheus renders
+(Prometheus: ``authorization: {credentials: <token>}``). Without a token the endpoint is closed
+(403) unless ``WALLET_SERVICE_METRICS_PUBLIC=True`` opens it to anyone who can reach the service, and
+``manage.py check --deploy`` warns about that (wallet_service/checks.py). django-prometheus renders
 the metrics: every worker's, added up, when gunicorn runs them in multiprocess mode.
 """
 
@@ -29,6 +30,13 @@ def metrics_view(request) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return _problem("method_not_allowed", f'Method "{request.method}" not allowed.', {"Allow": "GET, HEAD"})
     expected = settings.WALLET_SERVICE_METRICS_TOKEN
+    if expected is None and not settings.WALLET_SERVICE_METRICS_PUBLIC:
+        return _problem(
+            "permission_denied",
+            "/metrics is closed: set WALLET_SERVICE_METRICS_TOKEN (and scrape with it as a bearer token), "
+            "or WALLET_SERVICE_METRICS_PUBLIC=True to open it.",
+            {},
+        )
     if expected is not None:
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():

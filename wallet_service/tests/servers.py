@@ -61,6 +61,7 @@ class Server:
             "WALLET_SERVICE_AUTH_THROTTLE_RATE": "off",
             "WALLET_SERVICE_LOG_LEVEL": "warning",
             "WALLET_SERVICE_WORKERS": str(workers),
+            "WALLET_SERVICE_METRICS_PUBLIC": "True",
         } | env
         self.process: subprocess.Popen | None = None
         self.log_path = log_path

@@ -27,6 +27,8 @@ def test_defaults_are_production_safe():
     assert config.num_proxies == 0
     assert config.database_url is None
     assert config.metrics_token is None
+    assert config.metrics_public is False
+    assert config.admin_enabled is True
     assert (config.secure_ssl_redirect, config.secure_hsts_seconds, config.secure_cookies) == (False, 0, True)
     assert (config.secure_hsts_include_subdomains, config.secure_hsts_preload) == (False, False)
 
@@ -116,6 +118,8 @@ def test_empty_values_mean_default():
         ("WALLET_SERVICE_SECURE_HSTS_SECONDS", "63072001"),
         ("WALLET_SERVICE_SECURE_HSTS_INCLUDE_SUBDOMAINS", "sometimes"),
         ("WALLET_SERVICE_SECURE_COOKIES", "2"),
+        ("WALLET_SERVICE_ADMIN_ENABLED", "nope"),
+        ("WALLET_SERVICE_METRICS_PUBLIC", "open"),
     ],
 )
 def test_invalid_value_is_refused_naming_the_variable(variable, value):
@@ -199,3 +203,22 @@ def test_transport_settings_that_cannot_work_together_are_refused(variable, chan
     with pytest.raises(ConfigError) as raised:
         load_config(SECRET | TRANSPORT | changes)
     assert raised.value.variable == variable
+
+
+def test_admin_switch_and_public_metrics_are_read():
+    config = load_config(SECRET | {"WALLET_SERVICE_ADMIN_ENABLED": "False", "WALLET_SERVICE_METRICS_PUBLIC": "True"})
+    assert (config.admin_enabled, config.metrics_public) == (False, True)
+
+
+def test_public_metrics_and_a_metrics_token_are_refused_together():
+    env = SECRET | {"WALLET_SERVICE_METRICS_PUBLIC": "True", "WALLET_SERVICE_METRICS_TOKEN": "0123456789abcdef0123"}
+    with pytest.raises(ConfigError) as raised:
+        load_config(env)
+    assert raised.value.variable == "WALLET_SERVICE_METRICS_PUBLIC"
+
+
+def test_manage_py_stops_on_a_bad_admin_switch_naming_it():
+    result = run_python(["manage.py", "check"], SECRET | {"WALLET_SERVICE_ADMIN_ENABLED": "perhaps"})
+    assert result.returncode != 0
+    assert "WALLET_SERVICE_ADMIN_ENABLED" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -50,8 +50,18 @@ def test_the_database_wrapper_keeps_persistent_connections_and_health_checks():
 
 
 @pytest.mark.django_db
-def test_metrics_are_open_without_a_token(api_client, settings):
+def test_without_a_token_metrics_are_closed_unless_made_public(api_client, settings):
     settings.WALLET_SERVICE_METRICS_TOKEN = None
+    settings.WALLET_SERVICE_METRICS_PUBLIC = False
+    for path in ("/metrics", "/metrics/"):
+        closed = api_client.get(path)
+        assert_problem(closed, 403, "permission_denied")
+        assert "WALLET_SERVICE_METRICS_TOKEN" in closed.json()["detail"]
+        assert b"django_http" not in closed.content
+    assert_problem(
+        api_client.get("/metrics", HTTP_AUTHORIZATION="Bearer anything-0123456789"), 403, "permission_denied"
+    )
+    settings.WALLET_SERVICE_METRICS_PUBLIC = True
     assert api_client.get("/metrics").status_code == 200
 
 

@@ -47,8 +47,13 @@ def test_check_deploy_fails_on_what_production_must_decide():
     minimal = {"WALLET_SERVICE_SECRET_KEY": PRODUCTION["WALLET_SERVICE_SECRET_KEY"]}
     result = check_deploy(minimal)
     assert result.returncode != 0
-    for warning in ("security.W004", "security.W008", "wallet_service.W001"):
+    for warning in ("security.W004", "security.W008"):
         assert warning in result.stderr
+    # Without a token /metrics is closed, which needs no warning; opening it to everyone does.
+    assert "wallet_service.W001" not in result.stderr
+    opened = check_deploy(PRODUCTION | {"WALLET_SERVICE_METRICS_TOKEN": "", "WALLET_SERVICE_METRICS_PUBLIC": "True"})
+    assert opened.returncode != 0
+    assert "wallet_service.W001" in opened.stderr
     # Secure cookies are the default: only the admin uses cookies, and never over plain HTTP.
     assert "security.W012" not in result.stderr
     assert "security.W016" not in result.stderr

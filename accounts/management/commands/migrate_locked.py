@@ -4,6 +4,9 @@ The compose file runs this once per deploy, in a one-off ``migrate`` service tha
 waits for. The lock covers what compose cannot see: two hosts, two ``docker compose up`` or a
 manual run racing on one database. Plain ``migrate`` in both would apply the same migration twice
 and one would fail half-way; here the second waits for the lock, then finds nothing to apply.
+
+``--grant-runtime-role ROLE`` then runs ``grant_runtime_role ROLE`` under the same lock, so the
+runtime role's privileges always match the schema just migrated (``none`` or empty: skip).
 """
 
 from django.core.management import call_command
@@ -25,11 +28,20 @@ class Command(BaseCommand):
             default=600,
             help="Seconds to wait for another migration to finish before giving up (default: %(default)s).",
         )
+        parser.add_argument(
+            "--grant-runtime-role",
+            default="",
+            metavar="ROLE",
+            help="After migrating, grant ROLE data access (grant_runtime_role); 'none' or empty: skip.",
+        )
 
-    def handle(self, *args, database, lock_timeout, **options):
+    def handle(self, *args, database, lock_timeout, grant_runtime_role, **options):
         connection = connections[database]
+        role = "" if grant_runtime_role.strip().lower() in ("", "none") else grant_runtime_role.strip()
         if connection.vendor != "postgresql":
             call_command("migrate", database=database, interactive=False, verbosity=options["verbosity"])
+            if role:
+                raise CommandError("--grant-runtime-role needs PostgreSQL")
             return
         self.stdout.write("Waiting for the migration lock...")
         try:
@@ -42,6 +54,8 @@ class Command(BaseCommand):
             raise CommandError(f"Another migration held the lock for more than {lock_timeout} s: {error}") from None
         try:
             call_command("migrate", database=database, interactive=False, verbosity=options["verbosity"])
+            if role:
+                call_command("grant_runtime_role", role, database=database, stdout=self.stdout)
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
