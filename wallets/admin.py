@@ -6,7 +6,7 @@ look but never add, change or delete a wallet or an operation.
 
 from django.contrib import admin
 
-from wallets.models import Operation, Wallet
+from wallets.models import Hold, Operation, Wallet
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -42,7 +42,21 @@ class WalletAdmin(ReadOnlyAdmin):
 class OperationAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "source", "target", "amount", "success", "summary", "created_at")
     list_filter = ("kind", "success")
-    search_fields = ("=source__token", "=target__token", "source__owner__email", "target__owner__email")
+    search_fields = (
+        "=source__token", "=target__token", "=hold__public_id", "source__owner__email", "target__owner__email"
+    )  # fmt: skip
     list_select_related = ("source", "target")
+    ordering = ("-id",)
+    show_full_result_count = False
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyAdmin):
+    """Holds are resolved only through the API (capture, void) or by expiry: here they are read."""
+
+    list_display = ("public_id", "wallet", "merchant_wallet", "amount", "captured", "status", "expires_at")
+    list_filter = ("status",)
+    search_fields = ("=public_id", "=wallet__token", "=merchant_wallet__token")
+    list_select_related = ("wallet", "merchant_wallet")
     ordering = ("-id",)
     show_full_result_count = False

@@ -10,17 +10,20 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 from knox.models import AuthToken
 
-from accounts.tests.factories import ClientFactory
+from accounts.tests.factories import ClientFactory, CompanyFactory
 from idempotency.models import IdempotencyKey
 from wallet_service.config import BASE_DIR
 from wallet_service.jobs import JOBS, Job
 from wallet_service.management.commands.worker import run_forever
+from wallets.models import Hold
+from wallets.tests.factories import WalletFactory
 
 
 def database_url() -> str:
@@ -34,7 +37,7 @@ def idempotency_key(user, key: str, age: timedelta) -> None:
 
 
 def test_the_purges_are_the_workers_jobs():
-    assert {job.name for job in JOBS} >= {"purge_auth", "purge_idempotency_keys"}
+    assert {job.name for job in JOBS} >= {"purge_auth", "purge_idempotency_keys", "expire_holds"}
     assert all(job.every <= timedelta(hours=1) for job in JOBS if job.name.startswith("purge_"))
 
 
@@ -47,6 +50,10 @@ def test_the_worker_purges_at_start_and_exits_cleanly_on_sigterm(tmp_path):
     idempotency_key(user, "old", timedelta(hours=25))
     idempotency_key(user, "young", timedelta(hours=1))
     assert AuthToken.objects.count() == 2
+    shop, customer = WalletFactory(owner=CompanyFactory().user), WalletFactory(owner=user)
+    past, future = timezone.now() - timedelta(seconds=1), timezone.now() + timedelta(hours=1)
+    expired = Hold.objects.create(wallet=customer, merchant_wallet=shop, amount=Decimal("1"), expires_at=past)
+    live = Hold.objects.create(wallet=customer, merchant_wallet=shop, amount=Decimal("1"), expires_at=future)
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_SERVICE_")}
     env |= {"DATABASE_URL": database_url(), "WALLET_SERVICE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef"}
@@ -64,6 +71,9 @@ def test_the_worker_purges_at_start_and_exits_cleanly_on_sigterm(tmp_path):
             time.sleep(0.2)
         assert AuthToken.objects.count() == 1, log.read_text()
         assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["young"]
+        while time.monotonic() < deadline and Hold.objects.get(pk=expired.pk).status == "pending":
+            time.sleep(0.2)
+        assert [Hold.objects.get(pk=hold.pk).status for hold in (expired, live)] == ["expired", "pending"]
         time.sleep(0.5)  # idle between runs, waiting for the next turn
         assert worker.poll() is None
         worker.send_signal(signal.SIGTERM)

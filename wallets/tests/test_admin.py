@@ -8,6 +8,7 @@ import pytest
 
 from accounts.models import User
 from accounts.tests.factories import ClientFactory, CompanyFactory
+from wallets import services
 from wallets.models import Operation, Wallet
 from wallets.tests.factories import DepositFactory, WalletFactory
 
@@ -29,6 +30,7 @@ def staff_client(client, db):
         "/admin/accounts/company/",
         "/admin/wallets/wallet/",
         "/admin/wallets/operation/",
+        "/admin/wallets/hold/",
         "/admin/accounts/user/add/",
     ],
 )
@@ -85,3 +87,23 @@ def test_user_change_page_shows_the_profile_but_never_the_password_hash(staff_cl
 @pytest.mark.django_db
 def test_the_api_is_not_reachable_with_an_admin_session(staff_client):
     assert staff_client.get("/wallet/list").status_code == 401
+
+
+@pytest.mark.django_db
+def test_holds_are_searchable_by_id_and_wallet_and_read_only(staff_client):
+    shop, customer = WalletFactory(owner=CompanyFactory().user), WalletFactory(balance=Decimal("50"))
+    hold = services.hold_create(merchant=shop.owner, wallet_token=customer.token, amount=Decimal("10"))
+    services.hold_create(
+        merchant=shop.owner, wallet_token=WalletFactory(balance=Decimal("5")).token, amount=Decimal("1")
+    )
+    for query in (hold.public_id, customer.token):
+        found = staff_client.get("/admin/wallets/hold/", {"q": query})
+        assert list(found.context["cl"].result_list) == [hold]
+    operations = staff_client.get("/admin/wallets/operation/", {"q": hold.public_id})
+    assert [operation.kind for operation in operations.context["cl"].result_list] == ["hold"]
+    assert staff_client.get(f"/admin/wallets/hold/{hold.pk}/change/").status_code == 200
+    assert staff_client.post(f"/admin/wallets/hold/{hold.pk}/change/", {"status": "voided"}).status_code == 403
+    assert staff_client.get("/admin/wallets/hold/add/").status_code == 403
+    assert staff_client.post(f"/admin/wallets/hold/{hold.pk}/delete/", {"post": "yes"}).status_code == 403
+    hold.refresh_from_db()
+    assert hold.status == "pending"
