@@ -6,6 +6,8 @@ from functools import cache
 
 from django.db import connection
 from django.db.models.expressions import Col
+from django.db import models
+from django.db.models import Func
 from django.db.models.functions import Now
 
 
@@ -53,3 +55,28 @@ def convert_row(row, converters) -> list:
         for function, expression in column:
             values[index] = function(values[index], expression, connection)
     return values
+
+
+class CurrentTransactionId(Func):
+    """``pg_current_xact_id()``: the id of the transaction writing the row (assigning one if needed)."""
+
+    function = "pg_current_xact_id"
+    template = "%(function)s()"
+
+    @property
+    def output_field(self):
+        return TransactionIdField()
+
+
+class TransactionIdField(models.Field):
+    """A ``xid8`` column: the 64-bit id of the transaction that wrote the row (``db_default`` fills it).
+
+    Rows that commit out of id order are put back in commit order by it: a reader that only shows rows
+    whose transaction is older than every transaction still running (``pg_snapshot_xmin``), in
+    (xid, id) order, never shows a row before another that commits later with an older xid.
+    """
+
+    description = "PostgreSQL transaction id (xid8)"
+
+    def db_type(self, connection) -> str:
+        return "xid8"

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "accounts",
     "wallets",
     "idempotency",
+    "events",
 ]
 
 MIDDLEWARE = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.utils.dateparse import parse_datetime
@@ -18,8 +17,8 @@ from idempotency.apis import IdempotentApiMixin
 from wallet_service.api.cursors import InvalidCursor, decode_cursor, encode_cursor
 from wallet_service.api.fields import AmountField, StrictCharField, format_money
 from wallets import selectors, services
-from wallets.items import OperationRow, format_date, operation_item
-from wallets.models import Hold, Wallet
+from wallets.items import OperationRow, hold_item, operation_item
+from wallets.models import Wallet
 from wallets.selectors import HistoryPosition
 
 PAGE_DEFAULT_LIMIT = 100
@@ -37,25 +36,6 @@ def wallet_body(wallet: Wallet) -> dict:
         "balance": format_money(wallet.current_balance),
         "held": format_money(wallet.held),
         "available": format_money(wallet.current_balance - wallet.held),
-    }
-
-
-def hold_body(hold: Hold) -> dict:
-    """A hold as its company sees it (both tokens are its own or one it sent). ``expired`` is the
-    selector's: a pending hold past ``expires_at`` reads as expired from that instant."""
-    status = Hold.Status.EXPIRED if hold.status == Hold.Status.PENDING and hold.expired else hold.status
-    remaining = hold.amount - hold.captured if status == Hold.Status.PENDING else Decimal("0.00")
-    return {
-        "hold": hold.public_id,
-        "wallet": hold.wallet.token,
-        "merchant_wallet": hold.merchant_wallet.token,
-        "amount": format_money(hold.amount),
-        "captured": format_money(hold.captured),
-        "remaining": format_money(remaining),
-        "status": status,
-        "summary": hold.summary,
-        "created": format_date(hold.created_at),
-        "expires_at": format_date(hold.expires_at),
     }
 
 
@@ -303,14 +283,16 @@ class WalletHoldCreateApi(IdempotentApiMixin, APIView):
             summary=data["summary"],
             expires_in=timedelta(seconds=data.get("expires_in", HOLD_DEFAULT_EXPIRES_IN)),
         )
-        return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold.public_id)), status=201)
+        return Response(hold_item(hold, reader_id=request.user.pk), status=201)
 
 
 class WalletHoldDetailApi(APIView):
     permission_classes = (IsAuthenticated, IsCompany)
 
     def get(self, request, hold_id: str):
-        return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold_id)))
+        return Response(
+            hold_item(selectors.hold_get(merchant=request.user, hold_id=hold_id), reader_id=request.user.pk)
+        )
 
 
 class WalletHoldCaptureApi(IdempotentApiMixin, APIView):
@@ -320,8 +302,10 @@ class WalletHoldCaptureApi(IdempotentApiMixin, APIView):
         serializer = HoldCaptureInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        services.hold_capture(merchant=request.user, hold_id=hold_id, amount=data.get("amount"), final=data["final"])
-        return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold_id)))
+        hold = services.hold_capture(
+            merchant=request.user, hold_id=hold_id, amount=data.get("amount"), final=data["final"]
+        )
+        return Response(hold_item(hold, reader_id=request.user.pk))
 
 
 class WalletHoldVoidApi(IdempotentApiMixin, APIView):
@@ -329,8 +313,8 @@ class WalletHoldVoidApi(IdempotentApiMixin, APIView):
 
     def post(self, request, hold_id: str):
         EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
-        services.hold_void(merchant=request.user, hold_id=hold_id)
-        return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold_id)))
+        hold = services.hold_void(merchant=request.user, hold_id=hold_id)
+        return Response(hold_item(hold, reader_id=request.user.pk))
 
 
 class RefundInputSerializer(serializers.Serializer):

@@ -44,6 +44,23 @@ class OperationRow(NamedTuple):
     refund_of_id: int | None
 
 
+class HoldRow(NamedTuple):
+    """A hold with what its readers may need: both wallets' tokens and owners."""
+
+    public_id: str
+    wallet_token: str
+    wallet_owner_id: int
+    merchant_wallet_token: str
+    merchant_owner_id: int
+    amount: Decimal
+    captured: Decimal
+    status: str
+    summary: str
+    created_at: datetime
+    expires_at: datetime
+    expired: bool  # by the database's clock: a pending hold past expires_at reads as expired
+
+
 def mask_token(token: str) -> str:
     return MASK + token[-4:]
 
@@ -85,3 +102,27 @@ def operation_item(row: OperationRow, *, reader_id: int) -> dict:
         company = row.source_company if other_is_source else row.target_company
         item["counterparty"] = {"kind": "company", "name": company} if company is not None else {"kind": "client"}
     return item
+
+
+def hold_item(row: HoldRow, *, reader_id: int) -> dict:
+    """The hold body as ``reader_id`` may see it: the company that placed it sees both wallets (the
+    held one is a token it sent); the held wallet's owner sees the company's wallet masked."""
+    status = "expired" if row.status == "pending" and row.expired else row.status
+    remaining = row.amount - row.captured if status == "pending" else Decimal("0.00")
+    merchant_token = row.merchant_wallet_token
+    if reader_id != row.merchant_owner_id:
+        merchant_token = mask_token(merchant_token)
+    return {
+        "hold": row.public_id,
+        "wallet": row.wallet_token
+        if reader_id in (row.wallet_owner_id, row.merchant_owner_id)
+        else mask_token(row.wallet_token),
+        "merchant_wallet": merchant_token,
+        "amount": format_money(row.amount),
+        "captured": format_money(row.captured),
+        "remaining": format_money(remaining),
+        "status": status,
+        "summary": row.summary,
+        "created": format_date(row.created_at),
+        "expires_at": format_date(row.expires_at),
+    }

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models.functions import Coalesce
 
 from wallet_service.api.fields import MAX_AMOUNT
-from wallet_service.db import DatabaseNow
+from wallet_service.db import CurrentTransactionId, DatabaseNow, TransactionIdField
 
 # A balance may grow by many deposits, far past one amount, but it must fit its column.
 MAX_BALANCE = Decimal("999999999999999999.99")
@@ -172,6 +172,8 @@ class Operation(models.Model):
     refund_of = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds", db_index=False
     )
+    # The writing transaction: a history walk shows only what its first page's snapshot could see.
+    xid = TransactionIdField(db_default=CurrentTransactionId(), editable=False)
 
     class Meta:
         constraints = [

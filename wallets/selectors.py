@@ -8,14 +8,12 @@ from datetime import datetime
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import BooleanField, ExpressionWrapper, Q
-from django.db.models.functions import Now
 
 from accounts.models import Company, User
 from wallets import sql
 from wallets.errors import HoldNotFound, WalletNotFound
-from wallets.items import OperationRow
-from wallets.models import Hold, Wallet
+from wallets.items import HoldRow, OperationRow
+from wallets.models import Wallet
 
 # Wallet tokens are URL-safe base64 (see models.new_wallet_token); nothing else can name a wallet.
 WALLET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -157,27 +155,13 @@ def operation_list(
     return HistoryPage([OperationRow(*row) for row in rows], snapshot)
 
 
-def hold_get(*, merchant: User, hold_id: str) -> Hold:
-    """``merchant``'s hold ``hold_id`` with both wallets' tokens and ``expired`` (by the database's
-    clock: a pending hold past ``expires_at`` is expired whether or not the expiry job has run);
-    HoldNotFound for a hold placed by anyone else."""
-    hold = (
-        Hold.objects.select_related("wallet", "merchant_wallet")
-        .only(
-            "public_id",
-            "amount",
-            "captured",
-            "status",
-            "summary",
-            "created_at",
-            "expires_at",
-            "wallet__token",
-            "merchant_wallet__token",
-        )  # fmt: skip
-        .annotate(expired=ExpressionWrapper(Q(expires_at__lte=Now()), output_field=BooleanField()))
-        .filter(public_id=hold_id, merchant_wallet__owner=merchant)
-        .first()
-    )
-    if hold is None:
+def hold_get(*, merchant: User, hold_id: str) -> HoldRow:
+    """``merchant``'s hold ``hold_id`` with both wallets' tokens and owners, and whether it has
+    expired by the database's clock (a pending hold past ``expires_at`` is expired whether or not
+    the expiry job has run); HoldNotFound for a hold placed by anyone else."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.HOLD_ROW + " WHERE h.public_id = %s AND m.owner_id = %s", [hold_id, merchant.pk])
+        row = cursor.fetchone()
+    if row is None:
         raise HoldNotFound()
-    return hold
+    return HoldRow(*row)

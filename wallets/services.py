@@ -16,7 +16,8 @@ Locking discipline:
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -25,6 +26,8 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
 from accounts.models import User
+from events.models import new_event_id
+from events.services import events_write
 from wallet_service.api.errors import FieldError, ServiceError
 from wallets import metrics, sql
 from wallets.errors import (
@@ -40,6 +43,7 @@ from wallets.errors import (
     WalletLimitReached,
     WalletNotFound,
 )
+from wallets.items import HoldRow, OperationRow, hold_item, operation_item
 from wallets.models import MAX_BALANCE, Hold, Operation, Wallet
 
 
@@ -119,6 +123,103 @@ def _set_balance(wallet_id: int, balance: Decimal) -> None:
         cursor.execute(sql.SET_BALANCE, {"wallet": wallet_id, "balance": balance})
 
 
+class Party(NamedTuple):
+    """One side of an operation, as its events need it."""
+
+    token: str
+    owner_id: int
+    company: str | None  # the owner's company name; None for a client
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _record(
+    kind: str,
+    *,
+    source: Party | None,
+    source_id: int | None,
+    target: Party,
+    target_id: int,
+    amount: Decimal,
+    summary: str,
+    success: bool,
+    event_type: str,
+    hold: tuple[int, str] | None = None,
+    refund_of_id: int | None = None,
+) -> Operation:
+    """Insert an operation and its ``event_type`` event for each owner of its wallets, in one
+    statement (wallets.sql.INSERT_OPERATION). Each event's ``data`` is the operation as that owner's
+    history shows it (wallets.items.operation_item: the other party's token masked); the id and
+    date, known only once inserted, are merged in by the statement. ``hold`` is (id, public id)."""
+    row = OperationRow(
+        0,  # placeholder: the statement writes the id and date
+        kind,
+        amount,
+        summary,
+        success,
+        EPOCH,
+        source.token if source else None,
+        target.token,
+        source.owner_id if source else None,
+        target.owner_id,
+        source.company if source else None,
+        target.company,
+        hold[1] if hold else None,
+        refund_of_id,
+    )
+    owners = dict.fromkeys(party.owner_id for party in (source, target) if party is not None)
+    events = [
+        {
+            "public_id": new_event_id(),
+            "owner_id": owner,
+            "type": event_type,
+            "data": operation_item(row, reader_id=owner),
+        }
+        for owner in owners
+    ]
+    params = {
+        "kind": kind,
+        "source": source_id,
+        "target": target_id,
+        "amount": amount,
+        "summary": summary,
+        "success": success,
+        "hold": hold[0] if hold else None,
+        "refund_of": refund_of_id,
+        "events": json.dumps(events),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql.INSERT_OPERATION, params)
+        operation_id, created_at = cursor.fetchone()
+    return Operation(
+        id=operation_id,
+        kind=kind,
+        source_id=source_id,
+        target_id=target_id,
+        amount=amount,
+        summary=summary,
+        success=success,
+        created_at=created_at,
+        hold_id=hold[0] if hold else None,
+        refund_of_id=refund_of_id,
+    )
+
+
+def _hold_events(hold: HoldRow, event_type: str) -> None:
+    """Write ``event_type`` for the company that placed the hold and the held wallet's owner, each
+    with the hold body as that user may see it."""
+    owners = dict.fromkeys((hold.merchant_owner_id, hold.wallet_owner_id))
+    events_write((owner, event_type, hold_item(hold, reader_id=owner)) for owner in owners)
+
+
+def _parties(*wallet_ids: int) -> dict[int, Party]:
+    """The wallets' tokens, owners and companies' names, by wallet id, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.WALLET_PARTIES, [list(wallet_ids)])
+        return {wallet_id: Party(*rest) for wallet_id, *rest in cursor.fetchall()}
+
+
 class Debit(NamedTuple):
     """The wallet about to be debited or held, locked, with its money, and the company's own wallet."""
 
@@ -126,6 +227,8 @@ class Debit(NamedTuple):
     money: Money
     merchant_wallet_id: int
     merchant_wallet_token: str
+    wallet: Party  # the debited (or held) wallet
+    merchant: Party  # the company's wallet
 
 
 def _lock_for_debit(*, merchant: User, wallet_token: str) -> Debit:
@@ -144,7 +247,8 @@ def _lock_for_debit(*, merchant: User, wallet_token: str) -> Debit:
         if not Wallet.objects.filter(owner=merchant).exists():
             raise MerchantWalletMissing()
         raise WalletNotFound()
-    wallet_id, balance, pending_credits, held, fresh, merchant_wallet_id, merchant_wallet_token = row
+    wallet_id, balance, pending_credits, held, fresh, merchant_wallet_id, merchant_wallet_token, *names = row
+    owner_id, company, merchant_company = names
     if merchant_wallet_id is None:
         raise MerchantWalletMissing()
     if wallet_id == merchant_wallet_id:
@@ -154,7 +258,14 @@ def _lock_for_debit(*, merchant: User, wallet_token: str) -> Debit:
         money = _fold_and_add(wallet_id, Decimal("0.00"), over_max="Balance overflow.")
     else:
         money = Money(balance, held)
-    return Debit(wallet_id, money, merchant_wallet_id, merchant_wallet_token)
+    return Debit(
+        wallet_id,
+        money,
+        merchant_wallet_id,
+        merchant_wallet_token,
+        Party(wallet_token, owner_id, company),
+        Party(merchant_wallet_token, merchant.pk, merchant_company),
+    )
 
 
 def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: str = "") -> Operation:
@@ -168,7 +279,10 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
         # Lock the wallet: concurrent deposits and charges on it serialise here, so none is lost.
         # NO KEY: inserting an operation that references the wallet need not wait for this lock.
         wallet = (
-            Wallet.objects.select_for_update(no_key=True).filter(token=wallet_token, owner=owner).only("token").first()
+            Wallet.objects.select_for_update(no_key=True)
+            .filter(token=wallet_token, owner=owner)
+            .only("token", "owner_id")
+            .first()
         )
         if wallet is None:
             raise WalletNotFound()
@@ -176,20 +290,33 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
             wallet.pk, amount, over_max=f"The deposit would take the balance over {MAX_BALANCE}."
         )
         metrics.record_deposit(amount=amount)
-        return Operation.objects.create(
-            kind=Operation.Kind.DEPOSIT, source=None, target=wallet, amount=amount, summary=summary, success=True
+        operation = _record(
+            Operation.Kind.DEPOSIT,
+            source=None,
+            source_id=None,
+            target=Party(wallet.token, wallet.owner_id, None),
+            target_id=wallet.pk,
+            amount=amount,
+            summary=summary,
+            success=True,
+            event_type="deposit.succeeded",
         )
+        operation.target = wallet
+        return operation
 
 
 def _record_refused(*, kind: str, debit: Debit, amount: Decimal, summary: str) -> Operation:
-    """Record a charge or hold refused for insufficient funds (it moves nothing)."""
-    return Operation.objects.create(
-        kind=kind,
+    """Record a charge or hold refused for insufficient funds (it moves nothing), with its events."""
+    return _record(
+        kind,
+        source=debit.wallet,
         source_id=debit.wallet_id,
+        target=debit.merchant,
         target_id=debit.merchant_wallet_id,
         amount=amount,
         summary=summary,
         success=False,
+        event_type=f"{kind}.failed",
     )
 
 
@@ -219,14 +346,18 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
             merchant_wallet.current_balance, merchant_wallet.held = _credit_without_waiting(
                 merchant_wallet.pk, amount, over_max=f"The charge would take your balance over {MAX_BALANCE}."
             )
-            operation = Operation.objects.create(
-                kind=Operation.Kind.CHARGE,
+            operation = _record(
+                Operation.Kind.CHARGE,
+                source=debit.wallet,
                 source_id=debit.wallet_id,
-                target=merchant_wallet,
+                target=debit.merchant,
+                target_id=merchant_wallet.pk,
                 amount=amount,
                 summary=summary,
                 success=True,
+                event_type="charge.succeeded",
             )
+            operation.target = merchant_wallet
         else:
             operation = _record_refused(kind=Operation.Kind.CHARGE, debit=debit, amount=amount, summary=summary)
         metrics.record_charge(amount=amount, success=success)
@@ -246,13 +377,13 @@ def hold_create(
     amount: Decimal,
     summary: str = "",
     expires_in: timedelta = HOLD_DEFAULT_EXPIRY,
-) -> Hold:
+) -> HoldRow:
     """Reserve ``amount`` of the wallet ``wallet_token``'s ``available`` for ``merchant``, until
     ``expires_in`` from now. Nothing moves; the wallet's ``held`` grows by ``amount``.
 
     The checks and their order are a charge's. When ``available`` is short, no hold is created, a
     failed ``hold`` operation is recorded and committed, and InsufficientFunds is raised with it.
-    A successful hold is recorded as a ``hold`` operation too (it moves no money).
+    A successful hold is recorded as a ``hold`` operation too (it moves no money). Returns the hold.
     """
     with transaction.atomic():
         # Lock the held wallet: holds and charges racing for its available money serialise here.
@@ -277,23 +408,34 @@ def hold_create(
                 success=True,
                 hold=hold,
             )
+            row = HoldRow(
+                hold.public_id,
+                debit.wallet.token,
+                debit.wallet.owner_id,
+                debit.merchant.token,
+                debit.merchant.owner_id,
+                amount,
+                Decimal("0.00"),
+                Hold.Status.PENDING,
+                summary,
+                hold.created_at,
+                hold.expires_at,
+                False,
+            )
+            _hold_events(row, "hold.created")
             refused = None
         else:
             refused = _record_refused(kind=Operation.Kind.HOLD, debit=debit, amount=amount, summary=summary)
     if refused is not None:
         raise InsufficientFunds(refused)
-    return hold
+    return row
 
 
 class LockedHold(NamedTuple):
     id: int
     wallet_id: int
     merchant_wallet_id: int
-    merchant_wallet_token: str
-    amount: Decimal
-    captured: Decimal
-    status: str
-    live: bool
+    row: HoldRow
 
 
 def _lock_hold(*, merchant: User, hold_id: str) -> LockedHold:
@@ -303,37 +445,36 @@ def _lock_hold(*, merchant: User, hold_id: str) -> LockedHold:
     with connection.cursor() as cursor:
         # Lock the hold: captures and voids of one hold resolve it one after the other.
         cursor.execute(sql.LOCK_HOLD, {"hold": hold_id, "merchant": merchant.pk})
-        row = cursor.fetchone()
-    if row is None:
+        found = cursor.fetchone()
+    if found is None:
         raise HoldNotFound()
-    hold = LockedHold(*row)
-    if not hold.live:
+    hold = LockedHold(*found[:3], HoldRow(*found[3:]))
+    if hold.row.status != Hold.Status.PENDING or hold.row.expired:
         raise HoldNotPending()
     return hold
 
 
-def hold_capture(*, merchant: User, hold_id: str, amount: Decimal | None = None, final: bool = True) -> Hold:
+def hold_capture(*, merchant: User, hold_id: str, amount: Decimal | None = None, final: bool = True) -> HoldRow:
     """Move ``amount`` (default: all that remains) of a pending hold from the held wallet to the
     merchant's, recorded as a ``capture``. ``final`` releases the rest and resolves the hold.
 
     Never fails for lack of funds: the money was reserved. HoldNotFound, HoldNotPending (captured,
     voided or expired), AmountAboveRemaining. The hold is locked first, then the held wallet: no
     two captures of one hold can take more than its amount, and nobody holding a wallet lock ever
-    waits for a hold, so this cannot deadlock with charges.
+    waits for a hold, so this cannot deadlock with charges. Returns the hold after the capture.
     """
     with transaction.atomic():
         hold = _lock_hold(merchant=merchant, hold_id=hold_id)
-        remaining = hold.amount - hold.captured
+        remaining = hold.row.amount - hold.row.captured
         amount = remaining if amount is None else amount
         if amount > remaining:
             raise AmountAboveRemaining(remaining)
-        captured = hold.captured + amount
-        Hold.objects.filter(pk=hold.id).update(
-            captured=captured, status=Hold.Status.CAPTURED if final else Hold.Status.PENDING
-        )
+        status = Hold.Status.CAPTURED if final else Hold.Status.PENDING
+        row = hold.row._replace(captured=hold.row.captured + amount, status=status)
+        Hold.objects.filter(pk=hold.id).update(captured=row.captured, status=status)
+        # Debit the held wallet (under its lock; this rewrite also marks that its holds changed).
+        _fold_and_add(hold.wallet_id, -amount, over_max="Balance overflow.")
         if amount:
-            # Debit the held wallet (under its lock; this rewrite also marks that its holds changed).
-            _fold_and_add(hold.wallet_id, -amount, over_max="Balance overflow.")
             _credit_without_waiting(
                 hold.merchant_wallet_id, amount, over_max=f"The capture would take your balance over {MAX_BALANCE}."
             )
@@ -344,32 +485,39 @@ def hold_capture(*, merchant: User, hold_id: str, amount: Decimal | None = None,
                 amount=amount,
                 success=True,
                 hold_id=hold.id,
-                summary=Hold.objects.values_list("summary", flat=True).get(pk=hold.id),
+                summary=row.summary,
             )
-        else:
-            _fold_and_add(hold.wallet_id, Decimal("0.00"), over_max="Balance overflow.")
-    return Hold.objects.get(pk=hold.id)
+        _hold_events(row, "hold.captured")
+    return row
 
 
-def hold_void(*, merchant: User, hold_id: str) -> Hold:
+def hold_void(*, merchant: User, hold_id: str) -> HoldRow:
     """Release what a pending hold still reserves; nothing moves. HoldNotFound, HoldNotPending."""
     with transaction.atomic():
         hold = _lock_hold(merchant=merchant, hold_id=hold_id)
+        row = hold.row._replace(status=Hold.Status.VOIDED)
         Hold.objects.filter(pk=hold.id).update(status=Hold.Status.VOIDED)
         # Rewrite the held wallet's row: the mark that its holds changed (see LOCK_FOR_DEBIT).
         _fold_and_add(hold.wallet_id, Decimal("0.00"), over_max="Balance overflow.")
-    return Hold.objects.get(pk=hold.id)
+        _hold_events(row, "hold.voided")
+    return row
 
 
 def holds_expire() -> int:
-    """Mark the pending holds past their ``expires_at`` as expired; returns how many.
+    """Mark the pending holds past their ``expires_at`` as expired, with their hold.expired events;
+    returns how many.
 
     Bookkeeping only: an expired hold already stopped counting in its wallet's ``held`` at its
     ``expires_at`` (wallets.sql.HELD), so nothing about money depends on this running. Each hold is
     locked by the UPDATE, so a capture or void racing with it either resolves the hold first (and
     this skips it) or finds it expired.
     """
-    return Hold.objects.filter(status=Hold.Status.PENDING, expires_at__lte=Now()).update(status=Hold.Status.EXPIRED)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.EXPIRE_HOLDS)
+        expired = [HoldRow(*found) for found in cursor.fetchall()]
+        for row in expired:
+            _hold_events(row, "hold.expired")
+    return len(expired)
 
 
 class RefundResult(NamedTuple):
@@ -421,19 +569,22 @@ def wallet_refund(
         money = _fold_and_add(merchant_wallet.pk, Decimal("0.00"), over_max="Balance overflow.")
         if money.available < amount:
             raise InsufficientFunds(None)
-        merchant_wallet.current_balance, merchant_wallet.held = _fold_and_add(
-            merchant_wallet.pk, -amount, over_max="Balance overflow."
-        )
+        merchant_wallet.current_balance, merchant_wallet.held = money.balance - amount, money.held
+        _set_balance(merchant_wallet.pk, merchant_wallet.current_balance)
         _credit_without_waiting(
             original.source_id, amount, over_max="The refund would take the balance over the maximum."
         )
-        refund = Operation.objects.create(
-            kind=Operation.Kind.REFUND,
-            source=merchant_wallet,
+        parties = _parties(merchant_wallet.pk, original.source_id)
+        refund = _record(
+            Operation.Kind.REFUND,
+            source=parties[merchant_wallet.pk],
+            source_id=merchant_wallet.pk,
+            target=parties[original.source_id],
             target_id=original.source_id,
             amount=amount,
             summary=summary,
             success=True,
-            refund_of=original,
+            event_type="refund.succeeded",
+            refund_of_id=original.pk,
         )
     return RefundResult(refund, refunded + amount, merchant_wallet)

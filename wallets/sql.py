@@ -8,12 +8,16 @@ Two rules are written here once and used everywhere:
 
 from __future__ import annotations
 
+from accounts.models import Company
+from events.models import Event
 from wallets.models import Hold, Operation, PendingCredit, Wallet
 
 WALLETS = Wallet._meta.db_table
 PENDING = PendingCredit._meta.db_table
 HOLDS = Hold._meta.db_table
 OPERATIONS = Operation._meta.db_table
+COMPANIES = Company._meta.db_table
+EVENTS = Event._meta.db_table
 
 
 def held(wallet_id: str) -> str:
@@ -40,17 +44,20 @@ OWNED_WALLETS = (
 
 # Lock the wallet about to be debited or held, and read in the same round trip what the decision
 # needs: its balance and pending credits, its held amount, and the company's own wallet (unlocked: a
-# wallet's owner and token never change). Not the ORM: a locking read that also answers whether its
-# view of the wallet's holds is current. A statement that waited for the lock sees the wallet row as
-# the lock holder left it, but its subqueries see the snapshot taken before it waited: ``fresh`` is
-# false when the row changed since that snapshot (every change to a hold rewrites its wallet's row),
-# and then the caller reads the money again (``FOLD_AND_ADD``) before deciding.
+# wallet's owner and token never change); and, for the events, both owners and companies' names.
+# Not the ORM: a locking read that also answers whether its view of the wallet's holds is current.
+# A statement that waited for the lock sees the wallet row as the lock holder left it, but its
+# subqueries see the snapshot taken before it waited: ``fresh`` is false when the row changed since
+# that snapshot (every change to a hold rewrites its wallet's row), and then the caller reads the
+# money again (``FOLD_AND_ADD``) before deciding.
 LOCK_FOR_DEBIT = f"""
 SELECT w.id, w.balance, {pending("w.id")}, {held("w.id")},
        (SELECT x.xmin FROM {WALLETS} x WHERE x.id = w.id) = w.xmin,
-       m.id, m.token
+       m.id, m.token, w.owner_id, wc.name, mc.name
   FROM {WALLETS} w
   LEFT JOIN LATERAL (SELECT id, token FROM {WALLETS} WHERE owner_id = %(merchant)s ORDER BY id LIMIT 1) m ON TRUE
+  LEFT JOIN {COMPANIES} wc ON wc.user_id = w.owner_id
+  LEFT JOIN {COMPANIES} mc ON mc.user_id = %(merchant)s
  WHERE w.token = %(token)s
    FOR NO KEY UPDATE OF w
 """
@@ -97,17 +104,62 @@ SELECT COALESCE(
 # model instance was never loaded, only the row's id and balance.
 SET_BALANCE = f"UPDATE {WALLETS} SET balance = %(balance)s WHERE id = %(wallet)s"
 
-# Lock a hold placed by the company ``merchant`` (a capture or a void), and tell whether it is still
-# live by the database's clock. Not the ORM: the ownership check joins the merchant's wallet, and
-# ``live`` must be computed by the database in the same statement as the lock.
+# A hold with its wallets' tokens and owners, as wallets.items.HoldRow; ``expired`` by the database's
+# clock. Not the ORM: the hold is read as a plain row (no model instances) with the clock in the same
+# statement.
+HOLD_COLUMNS = """h.public_id, w.token, w.owner_id, m.token, m.owner_id, h.amount, h.captured, h.status, h.summary,
+       h.created_at, h.expires_at, h.expires_at <= statement_timestamp()"""
+HOLD_ROW = f"""
+SELECT {HOLD_COLUMNS}
+  FROM {HOLDS} h JOIN {WALLETS} w ON w.id = h.wallet_id JOIN {WALLETS} m ON m.id = h.merchant_wallet_id"""
+
+# Lock a hold placed by the company ``merchant`` (a capture or a void): its row as HOLD_ROW reads it,
+# and the ids it needs. Not the ORM: the ownership check joins the merchant's wallet, and whether the
+# hold is still live must be computed by the database in the same statement as the lock.
 LOCK_HOLD = f"""
-SELECT h.id, h.wallet_id, h.merchant_wallet_id, m.token, h.amount, h.captured, h.status,
-       h.status = 'pending' AND h.expires_at > statement_timestamp()
-  FROM {HOLDS} h JOIN {WALLETS} m ON m.id = h.merchant_wallet_id
+SELECT h.id, h.wallet_id, h.merchant_wallet_id, {HOLD_COLUMNS}
+  FROM {HOLDS} h JOIN {WALLETS} w ON w.id = h.wallet_id JOIN {WALLETS} m ON m.id = h.merchant_wallet_id
  WHERE h.public_id = %(hold)s AND m.owner_id = %(merchant)s
    FOR UPDATE OF h
+"""
+
+# Mark the pending holds past their expiry as expired, returning each as HOLD_ROW reads it (for the
+# hold.expired events written in the same transaction). Not the ORM: UPDATE ... RETURNING with joins.
+EXPIRE_HOLDS = f"""
+UPDATE {HOLDS} h SET status = 'expired'
+  FROM {WALLETS} w, {WALLETS} m
+ WHERE h.status = 'pending' AND h.expires_at <= statement_timestamp()
+   AND w.id = h.wallet_id AND m.id = h.merchant_wallet_id
+RETURNING {HOLD_COLUMNS}
+"""
+
+# Wallets' tokens and owners, and the owners' company names (for the events of a refund). Not the
+# ORM: three columns of two tables, as plain rows.
+WALLET_PARTIES = f"""
+SELECT w.id, w.token, w.owner_id, c.name
+  FROM {WALLETS} w LEFT JOIN {COMPANIES} c ON c.user_id = w.owner_id
+ WHERE w.id = ANY(%s)
 """
 
 # What has been refunded of an operation so far. Read under the merchant wallet's lock, which every
 # refund of that operation takes, so no other refund of it can commit in between.
 REFUNDED = f"SELECT COALESCE(SUM(amount), 0) FROM {OPERATIONS} WHERE refund_of_id = %s AND kind = 'refund'"
+
+# Record an operation and its events in one statement. The events' ``data`` is rendered by Python
+# (wallets.items, as each owner sees it) except the operation's id and date, which only this
+# INSERT knows: they are merged in here. Not the ORM: a data-modifying CTE feeding a second INSERT
+# is one round trip instead of two on every money-moving request.
+INSERT_OPERATION = f"""
+WITH op AS (
+    INSERT INTO {OPERATIONS} (kind, source_id, target_id, amount, summary, success, hold_id, refund_of_id)
+    VALUES (%(kind)s, %(source)s, %(target)s, %(amount)s, %(summary)s, %(success)s, %(hold)s, %(refund_of)s)
+    RETURNING id, created_at
+), events AS (
+    INSERT INTO {EVENTS} (public_id, owner_id, type, data)
+    SELECT e.public_id, e.owner_id, e.type,
+           e.data || jsonb_build_object(
+               'id', op.id, 'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+      FROM op, jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb)
+)
+SELECT id, created_at FROM op
+"""

@@ -9,7 +9,7 @@ import pytest
 from accounts.models import User
 from accounts.tests.factories import ClientFactory, CompanyFactory
 from wallets import services
-from wallets.models import Operation, Wallet
+from wallets.models import Hold, Operation, Wallet
 from wallets.tests.factories import DepositFactory, WalletFactory
 
 
@@ -92,7 +92,9 @@ def test_the_api_is_not_reachable_with_an_admin_session(staff_client):
 @pytest.mark.django_db
 def test_holds_are_searchable_by_id_and_wallet_and_read_only(staff_client):
     shop, customer = WalletFactory(owner=CompanyFactory().user), WalletFactory(balance=Decimal("50"))
-    hold = services.hold_create(merchant=shop.owner, wallet_token=customer.token, amount=Decimal("10"))
+    hold = Hold.objects.get(
+        public_id=services.hold_create(merchant=shop.owner, wallet_token=customer.token, amount=Decimal("10")).public_id
+    )
     services.hold_create(
         merchant=shop.owner, wallet_token=WalletFactory(balance=Decimal("5")).token, amount=Decimal("1")
     )

@@ -65,7 +65,7 @@ def test_captures_racing_captures_and_voids_never_take_more_than_the_hold():
         for index, api in enumerate(apis)
     ]
     statuses = race(calls)
-    hold.refresh_from_db()
+    hold = Hold.objects.get(public_id=hold.public_id)
     captured = Operation.objects.filter(kind="capture").count()
     assert hold.captured == Decimal("10.00") * captured <= hold.amount
     assert current_balance(shop) == hold.captured
