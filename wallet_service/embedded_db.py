@@ -102,7 +102,7 @@ def version() -> str:
     return "PostgreSQL " + out.split()[-1]
 
 
-def _as(account: pwd.struct_passwd | None) -> dict:
+def run_as(account: pwd.struct_passwd | None) -> dict:
     """subprocess keyword arguments that run a child as ``account``."""
     if account is None:
         return {}
@@ -181,7 +181,7 @@ class EmbeddedServer:
         binaries = bin_dir()
         if account is not None:
             # PostgreSQL will not run as root; check the unprivileged account can reach the binaries.
-            probe = subprocess.run([binaries / "postgres", "--version"], capture_output=True, **_as(account))
+            probe = subprocess.run([binaries / "postgres", "--version"], capture_output=True, **run_as(account))
             if probe.returncode != 0:
                 raise EmbeddedError(
                     f"PostgreSQL runs as {account.pw_name!r} here (it refuses root), but that account cannot run "
@@ -207,7 +207,7 @@ class EmbeddedServer:
     def _initdb(self, binaries: Path, account) -> None:
         print(f"Creating the embedded PostgreSQL database in {PGDATA} (first run)", file=sys.stderr, flush=True)
         command = [binaries / "initdb", "-D", PGDATA, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C"]
-        done = subprocess.run(command, capture_output=True, text=True, **_as(account))
+        done = subprocess.run(command, capture_output=True, text=True, **run_as(account))
         if done.returncode != 0:
             raise EmbeddedError(f"initdb failed ({PGDATA} must be empty or absent; `make clean`):\n{done.stderr}")
 
@@ -235,7 +235,7 @@ class EmbeddedServer:
                 stderr=log,
                 start_new_session=True,  # the terminal's Ctrl-C is for the app; we stop the server after it
                 preexec_fn=_signal_when_orphaned(signal.SIGINT),  # SIGINT: PostgreSQL's fast shutdown
-                **_as(account),
+                **run_as(account),
             )
         deadline = time.monotonic() + START_TIMEOUT
         while not _ready():

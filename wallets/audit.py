@@ -71,11 +71,6 @@ SELECT w.id, w.token, w.balance + COALESCE(p.total, 0), COALESCE(c.total, 0), CO
 """
 
 
-def _money(value) -> Decimal:
-    # PostgreSQL returns numeric as Decimal; SQLite returns its REAL sums as float.
-    return (value if isinstance(value, Decimal) else Decimal(str(value))).quantize(ZERO)
-
-
 def _wallet_batches(batch_size: int) -> Iterator[list[tuple]]:
     last_id = 0
     while True:
@@ -84,10 +79,7 @@ def _wallet_batches(batch_size: int) -> Iterator[list[tuple]]:
             return
         with connection.cursor() as cursor:
             cursor.execute(BATCH_SQL, {"lo": ids[0], "hi": ids[-1]})
-            yield [
-                (pk, token, _money(money), _money(credits), _money(debits))
-                for pk, token, money, credits, debits in cursor.fetchall()
-            ]
+            yield cursor.fetchall()
         last_id = ids[-1]
 
 
@@ -102,7 +94,7 @@ def ledger_audit(
     report = AuditReport()
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql" and outermost:
+        if outermost:
             # One snapshot for the whole audit: writes committing meanwhile cannot look like drift.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -112,7 +104,7 @@ def ledger_audit(
             deposits=Sum("amount", filter=Q(kind=Operation.Kind.DEPOSIT, success=True)),
         )
         report.operations, report.failed_operations = totals["operations"], totals["failed"]
-        report.total_deposits = _money(totals["deposits"] or ZERO)
+        report.total_deposits = totals["deposits"] or ZERO
         total_wallets = Wallet.objects.count()
         for batch in _wallet_batches(batch_size):
             for _pk, token, balance, credits, debits in batch:

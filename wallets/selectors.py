@@ -11,7 +11,6 @@ from typing import NamedTuple
 from django.db import connection
 
 from accounts.models import User
-from wallet_service.db import convert_row, row_converters
 from wallets.errors import WalletNotFound
 from wallets.models import Operation, PendingCredit, Wallet
 
@@ -162,8 +161,4 @@ def operation_list(
     if read_snapshot and rows:
         snapshot = rows[0][-1]
         rows = [row[:-1] for row in rows]
-    fields = [Operation._meta.get_field(name) for name in ("id", "kind", "amount", "summary", "success", "created_at")]
-    converters = row_converters([*fields, Wallet._meta.get_field("token"), Wallet._meta.get_field("token")])
-    if any(converters):
-        rows = [convert_row(row, converters) for row in rows]
     return HistoryPage([OperationRow(*row) for row in rows], snapshot)

@@ -1,7 +1,6 @@
 """Every write to wallets and the ledger. Each function owns its transaction.
 
-Locking discipline (PostgreSQL; under SQLite every transaction takes the database write lock
-when it begins, which serialises the same sections):
+Locking discipline (PostgreSQL row locks):
 - a wallet row is locked (``SELECT ... FOR NO KEY UPDATE``) before its balance is read for a
   decision or debited, and stays locked until the operation that explains the change commits;
 - balances are checked after the lock, never before;
@@ -59,15 +58,6 @@ def wallet_create(*, owner: User) -> Wallet:
 def _fold_and_add(wallet: Wallet, amount: Decimal, *, over_max: str) -> Decimal:
     """Under ``wallet``'s row lock: fold its pending credits into ``balance`` and add ``amount``
     (negative to debit). Returns the new balance, which is then the wallet's whole balance."""
-    if connection.vendor != "postgresql":
-        # The embedded database serialises transactions, so credits are never left pending there.
-        wallet.refresh_from_db(fields=["balance"])
-        new_balance = wallet.balance + amount
-        if new_balance > MAX_BALANCE:
-            raise FieldError("amount", over_max)
-        wallet.balance = new_balance
-        wallet.save(update_fields=["balance"])
-        return new_balance
     try:
         with connection.cursor() as cursor:
             cursor.execute(FOLD_AND_ADD_SQL, {"wallet": wallet.pk, "amount": amount})
@@ -119,8 +109,6 @@ def _credit_without_waiting(wallet: Wallet, amount: Decimal, *, over_max: str) -
     balance; when another transaction holds it, the credit is left as a PendingCredit row in this
     transaction, for the next holder of the lock to fold. Either way it commits with the charge.
     """
-    if connection.vendor != "postgresql":
-        return _fold_and_add(wallet, amount, over_max=over_max)
     try:
         with connection.cursor() as cursor:
             cursor.execute(CREDIT_SQL, {"wallet": wallet.pk, "amount": amount})
