@@ -43,7 +43,8 @@ from urllib.parse import quote, urlsplit
 import psycopg
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR = BASE_DIR / "var"
+# Where the server's files live: the checkout's var/ (EMBEDDED_PG_DIR elsewhere: the tests of this module).
+VAR = Path(os.environ.get("EMBEDDED_PG_DIR") or BASE_DIR / "var").resolve()
 PGDATA = VAR / "pgdata"
 LOCK_PATH = VAR / "pgdata.lock"
 LOG_PATH = VAR / "postgres.log"
@@ -179,20 +180,20 @@ class EmbeddedServer:
         self.owner = True
         account = server_account()
         binaries = bin_dir()
-        if account is not None:
-            # PostgreSQL will not run as root; check the unprivileged account can reach the binaries.
-            probe = subprocess.run([binaries / "postgres", "--version"], capture_output=True, **run_as(account))
-            if probe.returncode != 0:
-                raise EmbeddedError(
-                    f"PostgreSQL runs as {account.pw_name!r} here (it refuses root), but that account cannot run "
-                    f"{binaries / 'postgres'}: make the checkout's directories readable by others (chmod o+rx)"
-                )
         sockets = socket_dir()
         for directory in (PGDATA, sockets):
             directory.mkdir(mode=0o700, exist_ok=True)
             if account is not None:
                 os.chown(directory, account.pw_uid, account.pw_gid)
             directory.chmod(0o700)
+        if account is not None:
+            # PostgreSQL will not run as root: check the unprivileged account reaches the binaries and the data.
+            probes = ([binaries / "postgres", "--version"], ["/bin/sh", "-c", 'cd "$1"', "sh", PGDATA])
+            if any(subprocess.run(probe, capture_output=True, **run_as(account)).returncode for probe in probes):
+                raise EmbeddedError(
+                    f"PostgreSQL runs as {account.pw_name!r} here (it refuses root), but that account cannot reach "
+                    f"{binaries / 'postgres'} or {PGDATA}: make their parent directories readable by others (o+rx)"
+                )
         if not (PGDATA / "PG_VERSION").exists():
             self._initdb(binaries, account)
         pid = _postmaster_pid()
@@ -284,7 +285,8 @@ def supervise(command: list[str], env: dict[str, str], server: EmbeddedServer | 
         child = subprocess.Popen(command, env=env, process_group=0, preexec_fn=_signal_when_orphaned(signal.SIGTERM))
         for signum in FORWARDED_SIGNALS:
             signal.signal(signum, lambda signum, _frame: _forward(child, signum))
-        return child.wait()
+        status = child.wait()
+        return 128 - status if status < 0 else status  # killed by a signal: the shell's 128 + N
     finally:
         for signum in FORWARDED_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)  # stopping PostgreSQL is not to be interrupted
@@ -341,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.monotonic()
         server.start(share=args.action == "test")
-        where = str(PGDATA.relative_to(BASE_DIR)) + ("" if server.owner else f", run by process {server.holder()}")
+        where = str(PGDATA.relative_to(BASE_DIR) if PGDATA.is_relative_to(BASE_DIR) else PGDATA) + (
+            "" if server.owner else f", run by process {server.holder()}"
+        )
         print(
             f"{'Test database' if args.action == 'test' else 'Database'}: the embedded {version()} "
             f"({where}, socket in {socket_dir()}; ready in {time.monotonic() - started:.1f} s)",
