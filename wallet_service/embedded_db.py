@@ -356,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(error, EmbeddedError):
             print(f"Embedded PostgreSQL: {error}", file=sys.stderr)
             return 2
+        if isinstance(error, KeyboardInterrupt):  # Ctrl-C while the server was starting
+            return 128 + signal.SIGINT
         raise
     return supervise(command, env | {"DATABASE_URL": url()}, server)
 
