@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -155,7 +156,9 @@ def test_gunicorn_logs_only_json_lines_with_request_ids(tmp_path, database_url):
 def test_postgresql_connections_persist_and_recover_through_the_metrics_wrapper(transactional_db, tmp_path):
     database = connection.settings_dict
     host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
-    url = f"postgres://{database['USER']}@{host}:{port}/{database['NAME']}?application_name=wallet-obs-server"
+    # quote: the host may be a socket directory (the embedded server's).
+    url = f"postgres://{database['USER']}@{quote(host, safe='')}:{port}/{database['NAME']}"
+    url += "?application_name=wallet-obs-server"
     server = Server({"DATABASE_URL": url}, tmp_path / "gunicorn.log", workers=1).start()
     try:
         for _ in range(10):
