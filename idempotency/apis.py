@@ -54,7 +54,7 @@ class IdempotentApiMixin:
             return super().dispatch(request, *args, **kwargs)
         self.idempotency_claim_id = None
         # Read the body before the transaction begins: a client sending it slowly must not hold a
-        # transaction open (on SQLite, BEGIN IMMEDIATE holds the whole database's write lock).
+        # transaction open (and the locks it takes).
         self.idempotency_digest = request_body_digest(request)
         if request.method not in self.idempotent_methods:
             return super().dispatch(request, *args, **kwargs)

@@ -48,12 +48,6 @@ def _insert_claim(*, user: User, key: str, method: str, path: str, body_digest: 
     created_at = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [user.pk, key, method, path, body_digest, b"", created_at]
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            # SQLite: the request's transaction already holds the database's write lock (BEGIN
-            # IMMEDIATE), so any earlier request with this key has committed or rolled back.
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-            return row[0] if row else None
         # Bound the wait for a first request that is still running, then restore the setting, so
         # that the rest of the transaction (the wallet locks) waits as long as it always did.
         cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [KEY_WAIT])

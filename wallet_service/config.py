@@ -165,11 +165,20 @@ def parse_origins(value: str | None) -> tuple[str, ...]:
 
 
 def parse_database_url(value: str | None) -> str | None:
+    """A PostgreSQL URL, or None: the embedded PostgreSQL of `make run` (wallet_service/embedded_db.py)."""
     if value is None:
         return None
     scheme = urlsplit(value).scheme
-    if scheme not in ("postgres", "postgresql", "pgsql", "sqlite"):
-        raise ConfigError("DATABASE_URL", f"scheme {scheme!r} is not supported; use postgres:// or sqlite://")
+    if scheme.startswith("sqlite"):
+        raise ConfigError(
+            "DATABASE_URL",
+            f"{scheme}:// is not supported: the service requires PostgreSQL (postgres://user:pass@host:5432/name); "
+            "leave DATABASE_URL unset for the embedded PostgreSQL of `make run`",
+        )
+    if scheme not in ("postgres", "postgresql", "pgsql"):
+        raise ConfigError(
+            "DATABASE_URL", f"scheme {scheme!r} is not supported; PostgreSQL is required: use postgres://"
+        )
     return value
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
-
-from django.db import connection
-from django.db.models.expressions import Col
 from django.db import models
 from django.db.models import Func
 from django.db.models.functions import Now
@@ -14,47 +10,9 @@ from django.db.models.functions import Now
 class DatabaseNow(Now):
     """The database's clock, for timestamps taken inside a transaction (``db_default=DatabaseNow()``).
 
-    PostgreSQL: ``STATEMENT_TIMESTAMP()``, as Django's ``Now``. SQLite keeps datetimes as text and
-    compares them as text, so the stored value must be written exactly as Django writes query
-    parameters (``str(datetime)``: six fraction digits, or none when they are all zero). Django's
-    own ``Now`` writes three (``…:13.591``), which sorts before the parameter ``…:13.591000`` of
-    the same instant and breaks keyset comparisons. 'now' is one instant within a statement.
+    PostgreSQL's ``STATEMENT_TIMESTAMP()``, as Django's ``Now``; a class of its own because the
+    migrations name it.
     """
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        return (
-            "(CASE WHEN STRFTIME('%%f', 'now') LIKE '%%.000' "
-            "THEN STRFTIME('%%Y-%%m-%%d %%H:%%M:%%S', 'now') "
-            "ELSE STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now') || '000' END)",
-            [],
-        )
-
-
-def row_converters(fields) -> list[list[tuple]]:
-    """Django's converters of each model field read by hand-written SQL, for the current database.
-
-    PostgreSQL's driver already returns the Python types (Decimal, datetime, bool): there are none.
-    SQLite returns text and numbers, which ``convert_row`` turns into what the ORM would return.
-    """
-    return _row_converters(connection.vendor, tuple(fields))
-
-
-@cache
-def _row_converters(vendor: str, fields: tuple) -> list[list[tuple]]:
-    converters = []
-    for field in fields:
-        expression = Col(field.model._meta.db_table, field)
-        functions = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-        converters.append([(function, expression) for function in functions])
-    return converters
-
-
-def convert_row(row, converters) -> list:
-    values = list(row)
-    for index, column in enumerate(converters):
-        for function, expression in column:
-            values[index] = function(values[index], expression, connection)
-    return values
 
 
 class CurrentTransactionId(Func):

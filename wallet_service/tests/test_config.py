@@ -143,6 +143,34 @@ def test_manage_py_stops_at_start_up_with_a_message_naming_the_variable():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("url", ["sqlite:////tmp/db.sqlite3", "sqlite:///db.sqlite3", "SQLite://"])
+def test_a_sqlite_database_url_is_refused_saying_postgresql_is_required(url):
+    with pytest.raises(ConfigError) as raised:
+        load_config(SECRET | {"DATABASE_URL": url})
+    assert raised.value.variable == "DATABASE_URL"
+    assert "requires PostgreSQL" in str(raised.value)
+
+
+def test_manage_py_and_gunicorn_stop_at_start_up_on_a_sqlite_database_url():
+    env = SECRET | {"DATABASE_URL": "sqlite:////tmp/wallet.sqlite3"}
+    result = run_python(["manage.py", "migrate"], env)
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr and "requires PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    result = subprocess.run(
+        [gunicorn, "--config", "gunicorn.conf.py", "--bind", "127.0.0.1:0"],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ["PATH"]} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr and "requires PostgreSQL" in result.stderr
+    assert "Booting worker" not in result.stderr
+
+
 def test_manage_py_without_secret_key_stops():
     result = run_python(["manage.py", "check"], {})
     assert result.returncode != 0

@@ -8,6 +8,7 @@ without it this test fails and says how to install it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -50,9 +51,9 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def docs_server(tmp_path_factory):
-    # /docs and /schema never touch the database: an empty SQLite file will do.
+    # /docs and /schema never touch the database.
     directory = tmp_path_factory.mktemp("docs")
-    server = Server({"DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}"}, directory / "gunicorn.log", workers=1)
+    server = Server({"DATABASE_URL": os.environ["DATABASE_URL"]}, directory / "gunicorn.log", workers=1)
     yield server.start()
     server.stop()
 

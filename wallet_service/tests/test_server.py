@@ -14,17 +14,18 @@ from collections import Counter
 import pytest
 
 from wallet_service.config import BASE_DIR
-from wallet_service.tests.servers import Server, request, signup, walk_history
+from wallet_service.tests.servers import Server, request, scratch_database, signup, walk_history
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def sqlite_server(tmp_path):
-    server = Server({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}, tmp_path / "gunicorn.log")
-    server.migrate()
-    yield server.start()
-    server.stop()
+def server(tmp_path):
+    with scratch_database("server") as url:
+        server = Server({"DATABASE_URL": url}, tmp_path / "gunicorn.log")
+        server.migrate()
+        yield server.start()
+        server.stop()
 
 
 def race(calls) -> list:
@@ -43,8 +44,8 @@ def race(calls) -> list:
     return results
 
 
-def test_embedded_sqlite_keeps_racing_charges_and_deposits_exact_across_worker_processes(sqlite_server):
-    base = sqlite_server.base
+def test_racing_charges_and_deposits_stay_exact_across_worker_processes(server):
+    base = server.base
     client = signup(base, "client", "ana@example.com")
     shop = signup(base, "company", "shop@example.com")
     wallet = request(base, "POST", "/wallet/create", {}, client)[1]["wallet"]
@@ -68,7 +69,7 @@ def test_embedded_sqlite_keeps_racing_charges_and_deposits_exact_across_worker_p
     }
     # Page by page, the walk sees the same operations in the same order, each once.
     assert [item["id"] for item in walk_history(base, wallet, client, limit=3)] == [item["id"] for item in history]
-    # from <= date < to, with the date of an operation as the bound (SQLite compares dates as text).
+    # from <= date < to, with the date of an operation as the bound.
     middle = history[len(history) // 2]
     since = request(base, "GET", f"/wallet/history/{wallet}?limit=1000&from={middle['date']}", token=client)[1]
     until = request(base, "GET", f"/wallet/history/{wallet}?limit=1000&to={middle['date']}", token=client)[1]
@@ -76,11 +77,11 @@ def test_embedded_sqlite_keeps_racing_charges_and_deposits_exact_across_worker_p
     assert [item["id"] for item in since] == newer_or_same
     assert [item["id"] for item in until] == [item["id"] for item in history if item["date"] < middle["date"]]
     assert middle["id"] in newer_or_same
-    # The ledger audit agrees on the embedded database too (its sums come back as floats there).
+    # The ledger audit agrees.
     audit = subprocess.run(
         [sys.executable, "manage.py", "audit_ledger"],
         cwd=BASE_DIR,
-        env=sqlite_server.env,
+        env=server.env,
         capture_output=True,
         text=True,
     )

@@ -15,22 +15,11 @@ POSTGRESQL_REVERSE = """
 DROP TRIGGER IF EXISTS wallets_operation_append_only ON wallets_operation;
 DROP FUNCTION IF EXISTS wallets_operation_append_only();
 """
-SQLITE_FORWARD = [
-    """CREATE TRIGGER wallets_operation_no_update BEFORE UPDATE ON wallets_operation
-       BEGIN SELECT RAISE(ABORT, 'wallets_operation is append-only: UPDATE refused'); END""",
-    """CREATE TRIGGER wallets_operation_no_delete BEFORE DELETE ON wallets_operation
-       BEGIN SELECT RAISE(ABORT, 'wallets_operation is append-only: DELETE refused'); END""",
-]
-SQLITE_REVERSE = [
-    "DROP TRIGGER IF EXISTS wallets_operation_no_update",
-    "DROP TRIGGER IF EXISTS wallets_operation_no_delete",
-]
 
 
-def run(statements_by_vendor):
+def run(statement):
     def apply(apps, schema_editor):
-        for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement, params=None)
+        schema_editor.execute(statement, params=None)
 
     return apply
 
@@ -40,7 +29,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunPython(
-            run({"postgresql": [POSTGRESQL_FORWARD], "sqlite": SQLITE_FORWARD}),
-            run({"postgresql": [POSTGRESQL_REVERSE], "sqlite": SQLITE_REVERSE}),
+            run(POSTGRESQL_FORWARD),
+            run(POSTGRESQL_REVERSE),
         ),
     ]

@@ -1,4 +1,4 @@
-"""Each ledger row records the id of the transaction that wrote it (PostgreSQL only).
+"""Each ledger row records the id of the transaction that wrote it.
 
 A history walk keeps the snapshot of its first page and, on later pages, shows only the operations
 that snapshot could see (``pg_visible_in_snapshot``). A merchant's wallet is credited without its
@@ -15,8 +15,7 @@ DROP = "ALTER TABLE wallets_operation DROP COLUMN xid"
 
 def run(sql):
     def operation(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
+        schema_editor.execute(sql)
 
     return operation
 

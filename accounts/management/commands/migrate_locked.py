@@ -18,7 +18,7 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"wallet:m", "big")
 
 
 class Command(BaseCommand):
-    help = "Run `migrate` while holding a database-wide advisory lock (PostgreSQL; plain migrate elsewhere)."
+    help = "Run `migrate` while holding a database-wide advisory lock (PostgreSQL's pg_advisory_lock)."
 
     def add_arguments(self, parser):
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias (default: %(default)s).")
@@ -38,11 +38,6 @@ class Command(BaseCommand):
     def handle(self, *args, database, lock_timeout, grant_runtime_role, **options):
         connection = connections[database]
         role = "" if grant_runtime_role.strip().lower() in ("", "none") else grant_runtime_role.strip()
-        if connection.vendor != "postgresql":
-            call_command("migrate", database=database, interactive=False, verbosity=options["verbosity"])
-            if role:
-                raise CommandError("--grant-runtime-role needs PostgreSQL")
-            return
         self.stdout.write("Waiting for the migration lock...")
         try:
             # A session-level lock taken in a transaction outlives its commit; SET LOCAL bounds the wait

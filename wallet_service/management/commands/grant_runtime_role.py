@@ -55,8 +55,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, role: str, database: str, **options):
         connection = connections[database]
-        if connection.vendor != "postgresql":
-            raise CommandError("grant_runtime_role needs PostgreSQL (SQLite has no roles).")
         with transaction.atomic(using=database), connection.cursor() as cursor:
             cursor.execute("SELECT current_user, current_database()")
             owner, database_name = cursor.fetchone()

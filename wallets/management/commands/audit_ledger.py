@@ -1,7 +1,6 @@
 """``manage.py audit_ledger``: check that balances agree with the ledger; exit 1 when they do not.
 
-Read-only. On PostgreSQL it reads one REPEATABLE READ snapshot, so it can run beside live traffic;
-on the embedded SQLite database it holds the write lock while it runs.
+Read-only. It reads one REPEATABLE READ snapshot, so it can run beside live traffic.
 """
 
 from __future__ import annotations
