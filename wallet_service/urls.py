@@ -17,6 +17,7 @@ urlpatterns = [
     endpoint(r"problems/(?P<code>[a-z_]{1,64})", ProblemTypeApi.as_view(), name="problem-type"),
     path("", include("accounts.urls")),
     path("", include("wallets.urls")),
+    path("", include("events.urls")),
 ]
 
 # WALLET_SERVICE_ADMIN_ENABLED=False: /admin/ is not routed at all (404, like any unknown path).

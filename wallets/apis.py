@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
 
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
@@ -16,13 +14,12 @@ from accounts.models import User
 from idempotency.apis import IdempotentApiMixin
 from wallet_service.api.cursors import InvalidCursor, decode_cursor, encode_cursor
 from wallet_service.api.fields import AmountField, StrictCharField, format_money
+from wallet_service.api.pagination import PAGE_DEFAULT_LIMIT, next_link, parse_limit
 from wallets import selectors, services
 from wallets.items import OperationRow, hold_item, operation_item
 from wallets.models import Wallet
 from wallets.selectors import HistoryPosition
 
-PAGE_DEFAULT_LIMIT = 100
-PAGE_MAX_LIMIT = 1000
 HISTORY_CURSOR = "wallets.history"
 LIST_CURSOR = "wallets.list"
 HOLD_DEFAULT_EXPIRES_IN = 604800  # 7 days
@@ -98,21 +95,7 @@ class WalletInfoApi(APIView):
         return Response(wallet_body(selectors.wallet_get(owner=request.user, token=token)))
 
 
-LIMIT_RE = re.compile(r"[0-9]{1,7}")
 CURSOR_ERROR = "This cursor was not issued by this service for this list, or it has expired; start from the first page."
-
-
-def parse_limit(value: str) -> int:
-    if not LIMIT_RE.fullmatch(value) or not 1 <= int(value) <= PAGE_MAX_LIMIT:
-        raise serializers.ValidationError(f"Enter a whole number from 1 to {PAGE_MAX_LIMIT}.")
-    return int(value)
-
-
-def next_link(request, kept: tuple[str, ...], cursor: str) -> dict[str, str]:
-    """The ``Link`` header of the next page: this request's URL with the ``kept`` parameters and ``cursor``."""
-    query = {name: request.query_params[name] for name in kept if name in request.query_params}
-    query["cursor"] = cursor
-    return {"Link": f'<{request.build_absolute_uri(f"{request.path}?{urlencode(query)}")}>; rel="next"'}
 
 
 class ListQuerySerializer(serializers.Serializer):

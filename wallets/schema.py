@@ -9,9 +9,11 @@ from rest_framework import serializers
 from wallet_service.api.schema import (
     IDEMPOTENCY_KEY,
     IDEMPOTENCY_PROBLEMS,
+    LIMIT,
     MONEY_PATTERN,
     document,
     idempotent_replayed,
+    next_link_header,
 )
 from wallets import apis
 
@@ -63,28 +65,11 @@ class OperationOutputSerializer(serializers.Serializer):
     date = serializers.DateTimeField(help_text="When the operation committed, UTC.")
 
 
-LIMIT = OpenApiParameter(
-    "limit",
-    {"type": "integer", "minimum": 1, "maximum": apis.PAGE_MAX_LIMIT, "default": apis.PAGE_DEFAULT_LIMIT},
-    description=f"Items per page (default {apis.PAGE_DEFAULT_LIMIT}).",
-)
 CURSOR = OpenApiParameter(
     "cursor",
     {"type": "string", "minLength": 1},
     description="Opaque; only as found in a `Link` header's next URL, for an hour (any other value is 400).",
 )
-
-
-def next_link_header(kept: tuple[str, ...]) -> OpenApiParameter:
-    names = ", ".join(f"`{name}`" for name in kept)
-    return OpenApiParameter(
-        "Link",
-        str,
-        OpenApiParameter.HEADER,
-        response=[200],
-        description=f'`<absolute URL of the next page>; rel="next"` (RFC 8288), present when more items exist. '
-        f"The URL keeps {names} and adds `cursor`.",
-    )
 
 
 class ChargeOutputSerializer(WalletOutputSerializer):

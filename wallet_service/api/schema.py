@@ -29,6 +29,7 @@ from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 
 from wallet_service.api.fields import MAX_AMOUNT, MONEY_QUANTUM
+from wallet_service.api.pagination import PAGE_DEFAULT_LIMIT, PAGE_MAX_LIMIT
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 
 # A positive amount with at most two decimals, up to MAX_AMOUNT (1000000000.00), as the contract
@@ -71,6 +72,25 @@ def idempotent_replayed(*statuses: int) -> OpenApiParameter:
         enum=["true"],
         response=list(statuses),
         description="`true` when this is the stored response of an earlier request with the same `Idempotency-Key`.",
+    )
+
+
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": PAGE_MAX_LIMIT, "default": PAGE_DEFAULT_LIMIT},
+    description=f"Items per page (default {PAGE_DEFAULT_LIMIT}).",
+)
+
+
+def next_link_header(kept: tuple[str, ...], parameter: str = "cursor") -> OpenApiParameter:
+    names = ", ".join(f"`{name}`" for name in kept)
+    return OpenApiParameter(
+        "Link",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description=f'`<absolute URL of the next page>; rel="next"` (RFC 8288), present when more items exist. '
+        f"The URL keeps {names} and adds `{parameter}`.",
     )
 
 
