@@ -337,3 +337,39 @@ class WalletRefundApi(IdempotentApiMixin, APIView):
                 **wallet_body(result.merchant_wallet),
             }
         )
+
+
+BULK_MAX_CHARGES = 1000
+
+
+class BulkChargeInputSerializer(serializers.Serializer):
+    charges = MoneyMovementInputSerializer(many=True, allow_empty=False, max_length=BULK_MAX_CHARGES)
+
+
+def outcome_body(outcome: services.ChargeOutcome) -> dict:
+    body = {"status": outcome.status}
+    if outcome.code is not None:
+        body["code"] = outcome.code
+    if outcome.operation is not None:
+        body["operation"] = outcome.operation
+    return body
+
+
+class WalletChargeManyApi(IdempotentApiMixin, APIView):
+    """Up to 1,000 charges validated whole, then run in order in one transaction; each item's outcome."""
+
+    permission_classes = (IsAuthenticated, IsCompany)
+
+    def post(self, request):
+        serializer = BulkChargeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.wallet_charge_many(
+            merchant=request.user,
+            charges=[
+                services.ChargeRequest(item["wallet"], item["amount"], item["summary"])
+                for item in serializer.validated_data["charges"]
+            ],
+        )
+        return Response(
+            {**wallet_body(result.merchant_wallet), "results": [outcome_body(outcome) for outcome in result.outcomes]}
+        )

@@ -51,3 +51,14 @@ def record_charge(*, amount: Decimal, success: bool) -> None:
 
     # robust: a metrics failure after the money has moved must never turn the answer into a 500.
     transaction.on_commit(count, robust=True)
+
+
+def record_charges(*, succeeded: int, failed: int, amount: Decimal) -> None:
+    """Count a bulk charge's items (and the money its successful ones moved) when the transaction commits."""
+
+    def count() -> None:
+        charges.labels(outcome=SUCCEEDED).inc(succeeded)
+        charges.labels(outcome=INSUFFICIENT_FUNDS).inc(failed)
+        charged_amount.inc(float(amount))
+
+    transaction.on_commit(count, robust=True)

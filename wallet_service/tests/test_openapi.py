@@ -73,6 +73,7 @@ def test_every_path_is_documented_once_without_its_trailing_slash(schema):
         "/wallet/create",
         "/wallet/deposit",
         "/wallet/charge",
+        "/wallet/charges",
         "/wallet/info/{token}",
         "/wallet/list",
         "/wallet/history/{token}",
