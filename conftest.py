@@ -15,6 +15,7 @@ def _test_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.WALLET_SERVICE_AUTH_THROTTLE_RATE = None
     settings.WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = 0
+    settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR = 0  # switched on by the tests about it
     # /metrics is closed without a token by default; the tests about that close it again.
     settings.WALLET_SERVICE_METRICS_PUBLIC = True
 

@@ -112,6 +112,8 @@ REST_KNOX = {
 # the database, so every gunicorn worker and every container behind the same database shares the counters.
 WALLET_SERVICE_AUTH_THROTTLE_RATE = CONFIG.auth_throttle_rate
 WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = CONFIG.max_wallets_by_client
+# Charges and holds one company may have refused for insufficient funds on one wallet per hour.
+WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR = CONFIG.refused_attempts_per_hour
 
 PHONENUMBER_DEFAULT_REGION = None
 PHONENUMBER_DB_FORMAT = "E164"

@@ -40,6 +40,7 @@ from wallets.errors import (
     NotRefundable,
     OperationNotFound,
     SameWallet,
+    TooManyRefusedAttempts,
     WalletLimitReached,
     WalletNotFound,
 )
@@ -305,8 +306,35 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
         return operation
 
 
+REFUSED_ATTEMPTS_WINDOW = timedelta(hours=1)
+
+
+def _check_refused_attempts(debit: Debit) -> None:
+    """TooManyRefusedAttempts when the company's charges and holds on this wallet were refused
+    ``WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR`` times within the last hour (0: no limit). Read only on
+    the way to a refusal: a charge that succeeds pays nothing for it."""
+    limit = settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR
+    if not limit:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.REFUSED_ATTEMPTS,
+            {
+                "wallet": debit.wallet_id,
+                "merchant_wallet": debit.merchant_wallet_id,
+                "window": REFUSED_ATTEMPTS_WINDOW,
+                "offset": limit - 1,
+            },
+        )
+        found = cursor.fetchone()
+    if found is not None:
+        raise TooManyRefusedAttempts(retry_after=max(1, found[0]))
+
+
 def _record_refused(*, kind: str, debit: Debit, amount: Decimal, summary: str) -> Operation:
-    """Record a charge or hold refused for insufficient funds (it moves nothing), with its events."""
+    """Record a charge or hold refused for insufficient funds (it moves nothing), with its events;
+    TooManyRefusedAttempts instead, recording nothing, past the company's limit on this wallet."""
+    _check_refused_attempts(debit)
     return _record(
         kind,
         source=debit.wallet,

@@ -219,3 +219,15 @@ SELECT e.public_id, e.owner_id, e.type,
   FROM jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb, op bigint)
   JOIN op ON op.id = e.op
 """
+
+# The refused attempts (failed charges and holds) of one company's wallet on one wallet within the
+# window, newest first: the ``limit``-th one, if there is one, and when it leaves the window. A range of
+# the source history index, read only when an attempt is about to be refused.
+REFUSED_ATTEMPTS = f"""
+SELECT CEIL(EXTRACT(EPOCH FROM created_at + %(window)s - statement_timestamp()))::int
+  FROM {OPERATIONS}
+ WHERE source_id = %(wallet)s AND target_id = %(merchant_wallet)s AND NOT success
+   AND created_at > statement_timestamp() - %(window)s
+ ORDER BY created_at DESC, id DESC
+OFFSET %(offset)s LIMIT 1
+"""

@@ -59,6 +59,7 @@ def test_every_variable_is_read():
             "WALLET_SERVICE_ALLOWED_ORIGINS": "https://shop.example.com http://localhost:3000",
             "WALLET_SERVICE_AUTH_TOKEN_EXPIRATION": "0.5",
             "WALLET_SERVICE_MAX_WALLETS_BY_CLIENT": "3",
+            "WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR": "25",
             "WALLET_SERVICE_WORKERS": "7",
             "WALLET_SERVICE_AUTH_THROTTLE_RATE": "100/hour",
             "WALLET_SERVICE_NUM_PROXIES": "1",
@@ -70,6 +71,7 @@ def test_every_variable_is_read():
     assert config.allowed_origins == ("https://shop.example.com", "http://localhost:3000")
     assert config.auth_token_expiration == timedelta(minutes=30)
     assert config.max_wallets_by_client == 3
+    assert config.refused_attempts_per_hour == 25
     assert config.workers == 7
     assert config.auth_throttle_rate == ThrottleRate(100, 3600)
     assert config.num_proxies == 1
@@ -100,6 +102,8 @@ def test_empty_values_mean_default():
         ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "-1"),
         ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "2.5"),
         ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "many"),
+        ("WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR", "-1"),
+        ("WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR", "ten"),
         ("WALLET_SERVICE_WORKERS", "0"),
         ("WALLET_SERVICE_WORKERS", "-3"),
         ("WALLET_SERVICE_AUTH_THROTTLE_RATE", "20"),
