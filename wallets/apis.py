@@ -320,6 +320,7 @@ class WalletHoldCaptureApi(IdempotentApiMixin, APIView):
         serializer = HoldCaptureInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        selectors.check_hold_id(hold_id)
         services.hold_capture(merchant=request.user, hold_id=hold_id, amount=data.get("amount"), final=data["final"])
         return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold_id)))
 
@@ -329,6 +330,7 @@ class WalletHoldVoidApi(IdempotentApiMixin, APIView):
 
     def post(self, request, hold_id: str):
         EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
+        selectors.check_hold_id(hold_id)
         services.hold_void(merchant=request.user, hold_id=hold_id)
         return Response(hold_body(selectors.hold_get(merchant=request.user, hold_id=hold_id)))
 
