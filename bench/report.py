@@ -25,6 +25,8 @@ DESCRIPTIONS = {
     "charge_hot": "POST /wallet/charge, one merchant",
     "deposit": "POST /wallet/deposit",
     "info": "GET /wallet/info/<wallet>",
+    "hold_capture": "POST /wallet/hold, then its /capture (half each)",
+    "refund": "POST /wallet/refund, 0.01 of a charge",
 }
 
 
@@ -62,6 +64,13 @@ def targets(scenarios: dict, cores: int = 0, audit: dict | None = None) -> list[
         rows.append(
             (f"(CPU per history page at {large:,} ÷ at {small:,}, server + database)", cost[-1] / cost[0], None)
         )
+    hold_capture, refund = get("hold_capture"), get("refund")
+    if hold_capture:
+        # Each pair is a hold and its capture: two requests, two transactions.
+        value = ratio(hold_capture["rps"] / 2, spread and spread["rps"])
+        rows.append(("(hold + capture pairs per s ÷ charges spread per s)", value, None))
+    if refund:
+        rows.append(("(refunds per s ÷ charges spread per s)", ratio(refund["rps"], spread and spread["rps"]), None))
     if spread and pg_spread and cores:
         value = ratio(ceiling(spread, cores), ceiling(pg_spread, cores))
         rows.append(("(charges spread ÷ pgbench spread, by CPU ceilings)", value, None))

@@ -285,6 +285,7 @@ class WalletHoldCaptureApi(IdempotentApiMixin, APIView):
         serializer = HoldCaptureInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        selectors.check_hold_id(hold_id)
         hold = services.hold_capture(
             merchant=request.user, hold_id=hold_id, amount=data.get("amount"), final=data["final"]
         )
@@ -296,6 +297,7 @@ class WalletHoldVoidApi(IdempotentApiMixin, APIView):
 
     def post(self, request, hold_id: str):
         EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
+        selectors.check_hold_id(hold_id)
         hold = services.hold_void(merchant=request.user, hold_id=hold_id)
         return Response(hold_item(hold, reader_id=request.user.pk))
 
