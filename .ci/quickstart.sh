@@ -64,6 +64,7 @@ python3 - "$HISTORY" "$WALLET" "$SHOP_WALLET" <<'PY'
 import json, sys
 history, wallet, shop = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 got = [(o["source__token"], o["target__token"], o["amount"], o["success"]) for o in history]
+shop = "\u2026" + shop[-4:]  # the client sees the merchant's wallet token masked: "…" and its last four
 want = [(wallet, shop, "500.00", False), (wallet, shop, "25.00", True), (None, wallet, "100.00", True)]
 assert got == want, f"history {got} != {want}"
 PY

@@ -139,7 +139,12 @@ def run(base: str, metrics_token: str | None) -> None:
         {"wallet": client_wallet, "amount": 25, "summary": "Order 1234"},
         company_token,
     )
-    check(charge == {"wallet": merchant_wallet, "balance": "25.00"}, f"charge answer {charge!r}")
+    check(
+        charge.keys() == {"wallet", "balance", "operation"}
+        and (charge["wallet"], charge["balance"]) == (merchant_wallet, "25.00")
+        and isinstance(charge["operation"], int),
+        f"charge answer {charge!r}",
+    )
     short, _ = call(
         base, "POST", "/wallet/charge", {"wallet": client_wallet, "amount": "500.00"}, company_token, expect=402
     )
@@ -153,9 +158,11 @@ def run(base: str, metrics_token: str | None) -> None:
     check(info == {"wallet": client_wallet, "balance": "75.00"}, f"client wallet after charges {info!r}")
     history, _ = call(base, "GET", f"/wallet/history/{client_wallet}", token=client_token)
     seen = [(item["source__token"], item["target__token"], item["amount"], item["success"]) for item in history]
+    # The merchant's wallet token is a credential: the client sees it masked to its last four characters.
+    masked_merchant = "…" + merchant_wallet[-4:]
     expected = [
-        (client_wallet, merchant_wallet, "500.00", False),
-        (client_wallet, merchant_wallet, "25.00", True),
+        (client_wallet, masked_merchant, "500.00", False),
+        (client_wallet, masked_merchant, "25.00", True),
         (None, client_wallet, "100.00", True),
     ]
     check(seen == expected, f"client history {seen!r}, expected {expected!r}")
