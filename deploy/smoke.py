@@ -15,8 +15,8 @@ import argparse
 import json
 import secrets
 import sys
-import urllib.error
-import urllib.request
+
+from httpcall import send  # deploy/httpcall.py, beside this file
 
 
 class Failure(Exception):
@@ -34,21 +34,10 @@ def call(
     extra_headers: dict[str, str] | None = None,
     raw: bool = False,
 ):
-    headers = {"Accept": "application/json", **(extra_headers or {})}
+    headers = dict(extra_headers or {})
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token:
-        headers["Authorization"] = f"Token {token}"
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, response_headers, body = response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        status, response_headers, body = error.code, error.headers, error.read()
+    status, response_headers, body = send(base, method, path, body, token, headers, timeout=10)
     if status != expect:
         raise Failure(f"{method} {path}: expected {expect}, got {status}: {body[:500]!r}")
     print(f"  ok  {method} {path} -> {status}")

@@ -10,12 +10,13 @@ import itertools
 import json
 import os
 import re
-import urllib.request
 import zlib
 
 import schemathesis
 
-PASSWORD = "s3cure-Passw0rd"
+from deploy.httpcall import send
+
+PASSWORD = "s3cure-Passw0rd"  # the test's accounts' (wallet_service/tests/servers.py signup)
 
 # field -> message prefixes a request valid under the schema may still be refused with (400).
 NOT_IN_THE_SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
@@ -66,12 +67,9 @@ def picks_a_real_wallet(case) -> bool:
 
 def fresh_key(base_url: str) -> str:
     kind, email = os.environ["FUZZ_KIND"], os.environ["FUZZ_EMAIL"]
-    data = json.dumps({"email": email, "password": PASSWORD}).encode()
-    req = urllib.request.Request(
-        f"{base_url}/{kind}/login", data=data, method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=30) as response:
-        return json.loads(response.read())["token"]
+    status, _, body = send(base_url, "POST", f"/{kind}/login", {"email": email, "password": PASSWORD})
+    assert status == 200, body
+    return json.loads(body)["token"]
 
 
 IDEMPOTENCY_KEY = re.compile(r"[!-~]([ -~]{0,253}[!-~])?")
