@@ -33,6 +33,7 @@ NOT_IN_THE_SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "POST /wallet/deposit": {"amount": ("The deposit would take the balance over",)},
     "POST /wallet/charge": {"amount": ("The charge would take your balance over",)},
+    "GET /wallet/list": {"cursor": ("This cursor was not issued by this service",)},
     "GET /wallet/history/{token}": {
         "cursor": ("This cursor was not issued by this service",),
         "from": ("'from' must not be later than 'to'.",),
