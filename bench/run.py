@@ -27,7 +27,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +42,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "deploy"))
+from httpcall import free_port, send  # noqa: E402  (deploy/httpcall.py: standard library only)
+
 BENCH = ROOT / "bench"
 WORK = ROOT / "var" / "bench"
 RESULTS = BENCH / "results"
@@ -305,16 +307,7 @@ def audit_ledger() -> dict:
 
 
 def call(base: str, method: str, path: str, body=None, token: str | None = None, expected: int = 200):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Token {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
+    status, _, raw = send(base, method, path, body, token, timeout=60)
     if status != expected:
         raise RuntimeError(f"{method} {path}: expected {expected}, got {status}: {raw[:300]!r}")
     return json.loads(raw) if raw else None
@@ -543,12 +536,6 @@ def run_pgbench(ranges: dict, hot: bool, duration: int) -> dict:
 
 
 # --- The run --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def git(*args: str) -> str:

@@ -16,13 +16,14 @@ import itertools
 import json
 import os
 import re
-import urllib.request
 import zlib
 from decimal import Decimal, InvalidOperation
 
 import schemathesis
 
-PASSWORD = "s3cure-Passw0rd"
+from deploy.httpcall import send
+
+PASSWORD = "s3cure-Passw0rd"  # the test's accounts' (wallet_service/tests/servers.py signup)
 
 # field -> message prefixes a request valid under the schema may still be refused with (400).
 NOT_IN_THE_SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
@@ -80,12 +81,9 @@ def picks_a_real_wallet(case) -> bool:
 
 def fresh_key(base_url: str) -> str:
     kind, email = os.environ["FUZZ_KIND"], os.environ["FUZZ_EMAIL"]
-    data = json.dumps({"email": email, "password": PASSWORD}).encode()
-    req = urllib.request.Request(
-        f"{base_url}/{kind}/login", data=data, method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=30) as response:
-        return json.loads(response.read())["token"]
+    status, _, body = send(base_url, "POST", f"/{kind}/login", {"email": email, "password": PASSWORD})
+    assert status == 200, body
+    return json.loads(body)["token"]
 
 
 IDEMPOTENCY_KEY = re.compile(r"[!-~]([ -~]{0,253}[!-~])?")
@@ -109,10 +107,9 @@ def idempotency_key(case) -> None:
 
 
 def call(base_url: str, path: str, body: dict, authorization: str) -> dict:
-    headers = {"Content-Type": "application/json", "Authorization": authorization}
-    req = urllib.request.Request(f"{base_url}{path}", data=json.dumps(body).encode(), method="POST", headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as response:
-        return json.loads(response.read())
+    status, _, raw = send(base_url, "POST", path, body, headers={"Authorization": authorization})
+    assert 200 <= status < 300, (path, status, raw)
+    return json.loads(raw)
 
 
 MAX_AMOUNT = Decimal("1000000000.00")

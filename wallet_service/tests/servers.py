@@ -24,32 +24,19 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from deploy.httpcall import free_port, send
 from wallet_service import embedded_db
 from wallet_service.config import BASE_DIR
 
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def request(
     base: str, method: str, path: str, body=None, token: str | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict | list]:
-    headers = {"Content-Type": "application/json", **(headers or {})}
-    if token:
-        headers["Authorization"] = f"Token {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else {}
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    """The status and the parsed JSON body (``{}`` when empty) of one call."""
+    status, _, raw = send(base, method, path, body, token, headers)
+    return status, json.loads(raw) if raw else {}
 
 
 class Server:

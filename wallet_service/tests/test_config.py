@@ -254,3 +254,15 @@ def test_manage_py_stops_on_a_bad_admin_switch_naming_it():
     assert result.returncode != 0
     assert "WALLET_SERVICE_ADMIN_ENABLED" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("rate", ["1/s", "5/sec", "7/second", "20/m", "20/min", "20/minute", "100/h", "3/hour", "9/d"])
+def test_a_throttle_rate_means_what_drf_s_rate_parser_makes_of_it(rate):
+    # config.py cannot call DRF's parser itself: rest_framework.throttling reads Django's settings when it is
+    # imported, and config.py runs while those settings are being built (and in gunicorn's master, before
+    # Django). DRF's parser is also laxer ("20/mud" is per minute, "0/m" and "-1/m" are taken); ours refuses
+    # those, naming the variable, and agrees with DRF on every rate it accepts.
+    from rest_framework.throttling import SimpleRateThrottle
+
+    parsed = load_config(SECRET | {"WALLET_SERVICE_AUTH_THROTTLE_RATE": rate}).auth_throttle_rate
+    assert (parsed.num_requests, parsed.period_seconds) == SimpleRateThrottle.parse_rate(None, rate)

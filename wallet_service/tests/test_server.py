@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections import Counter
 
 import pytest
 
 from wallet_service.config import BASE_DIR
 from wallet_service.tests.servers import Server, request, scratch_database, signup, walk_history
+from wallet_service.tests.utils import race
 
 pytestmark = pytest.mark.slow
 
@@ -26,22 +26,6 @@ def server(tmp_path):
         server.migrate()
         yield server.start()
         server.stop()
-
-
-def race(calls) -> list:
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        barrier.wait()
-        results[index] = call()
-
-    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def test_racing_charges_and_deposits_stay_exact_across_worker_processes(server):

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +14,7 @@ import pytest
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.httpcall import send
 from wallet_service.tests.servers import Server, request, scratch_database, signup
 from wallet_service.tests.utils import race
 
@@ -23,8 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def scrape(base: str) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
-        text = response.read().decode()
+    status, _, raw = send(base, "GET", "/metrics", headers={"Accept": "text/plain"})
+    assert status == 200, raw
+    text = raw.decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
@@ -126,14 +126,10 @@ def test_gunicorn_logs_only_json_lines_with_request_ids(tmp_path, database_url):
     }
     server = Server(env, tmp_path / "gunicorn.log", workers=1).start()  # no table is read: no migrations
     try:
-        req = urllib.request.Request(f"{server.base}/wallet/list", headers={"X-Request-ID": "trace-123"})
-        with pytest.raises(urllib.error.HTTPError) as raised:
-            urllib.request.urlopen(req, timeout=30)
-        raised.value.close()
-        assert raised.value.code == 401
-        assert raised.value.headers["X-Request-ID"] == "trace-123"
-        with urllib.request.urlopen(f"{server.base}/status", timeout=30) as response:
-            generated = response.headers["X-Request-ID"]
+        status, headers, _ = send(server.base, "GET", "/wallet/list", headers={"X-Request-ID": "trace-123"})
+        assert status == 401
+        assert headers["X-Request-ID"] == "trace-123"
+        generated = send(server.base, "GET", "/status")[1]["X-Request-ID"]
         # The metrics directory gunicorn made for itself, in TMPDIR.
         assert [path.name.startswith("wallet-service-metrics-") for path in private_tmp.iterdir()] == [True]
     finally:

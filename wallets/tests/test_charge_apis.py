@@ -17,16 +17,6 @@ def charge(api, wallet, amount, **extra):
     )
 
 
-@pytest.fixture
-def merchant_wallet(company_api):
-    return WalletFactory(owner=company_api.user)
-
-
-@pytest.fixture
-def customer_wallet(db):
-    return WalletFactory(balance=Decimal("100.00"))
-
-
 @pytest.mark.django_db
 def test_charge_moves_money_to_the_merchant_and_records_it(company_api, merchant_wallet, customer_wallet):
     response = charge(company_api, customer_wallet, "25.00", summary="Order 1234")
