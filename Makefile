@@ -17,7 +17,7 @@ EMBEDDED_DB := $(BIN)/python -m wallet_service.embedded_db
 APP_SERVER = $(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT)
 SERVE = $(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
-	exec $(BIN)/python -m wallet_service.serve -- $(APP_SERVER)
+	exec $(BIN)/python -m wallet_service.supervise -- $(APP_SERVER)
 
 .PHONY: run test test-fast lint format install clean deploy-check bench schema
 

@@ -1,4 +1,4 @@
-"""``python -m wallet_service.serve -- APP SERVER COMMAND``: the API and the worker, started and stopped together.
+"""``python -m wallet_service.supervise -- APP SERVER COMMAND``: the API and the worker, started and stopped together.
 
 ``make run`` serves through this: the app server given on the command line, and ``manage.py worker``
 (hold expiry, webhook delivery, purges) beside it. SIGINT, SIGTERM and SIGHUP are passed to both;
@@ -19,7 +19,7 @@ GRACE_SECONDS = 30
 
 def main(argv: list[str]) -> int:
     if "--" not in argv or argv.index("--") == len(argv) - 1:
-        print("usage: python -m wallet_service.serve -- APP SERVER COMMAND", file=sys.stderr)
+        print("usage: python -m wallet_service.supervise -- APP SERVER COMMAND", file=sys.stderr)
         return 2
     server_command = argv[argv.index("--") + 1 :]
     children = [
