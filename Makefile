@@ -13,7 +13,7 @@ TEST_SECRET_KEY := insecure-test-only-secret-key-0123456789abcdef
 # Runs a command on the embedded PostgreSQL (var/pgdata) unless DATABASE_URL is set: wallet_service/embedded_db.py.
 EMBEDDED_DB := $(BIN)/python -m wallet_service.embedded_db
 # The app server `make run` serves with (one place to change it), after migrating and collecting static files,
-# with the worker (hold expiry, webhook delivery, purges) beside it: wallet_service/serve.py stops both together.
+# with the worker (hold expiry, webhook delivery, purges) beside it: wallet_service/supervise.py stops both together.
 APP_SERVER = $(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT)
 SERVE = $(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
