@@ -30,6 +30,7 @@ $(VENV)/.bench: $(VENV)/.runtime bench/requirements.txt
 # Without DATABASE_URL the service uses var/db.sqlite3. Debug is off, so a secret key is needed:
 # the one in WALLET_SERVICE_SECRET_KEY, or else one generated once into var/secret_key.
 # It serves plain http://127.0.0.1, so the admin's cookies cannot be HTTPS-only unless asked.
+# The server is granian (wallet_service/serve.py): workers from WALLET_SERVICE_WORKERS, port from PORT.
 run: $(VENV)/.runtime
 	@mkdir -p var
 	@test -s var/secret_key || (umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key)
@@ -37,7 +38,7 @@ run: $(VENV)/.runtime
 	        WALLET_SERVICE_SECURE_COOKIES="$${WALLET_SERVICE_SECURE_COOKIES:-False}" && \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
-	exec $(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT)
+	exec env HOST=127.0.0.1 $(BIN)/python -m wallet_service.serve
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -77,7 +77,7 @@ def check_metrics(base: str, token: str | None) -> None:
         call(base, "GET", "/metrics", expect=401, extra_headers=headers, raw=True)
         headers["Authorization"] = f"Bearer {token}"
     metrics, _ = call(base, "GET", "/metrics", extra_headers=headers, raw=True)
-    # Counters add up every gunicorn worker's (multiprocess mode), so they hold at least this session's.
+    # Counters add up every server worker's (multiprocess mode), so they hold at least this session's.
     check(sample(metrics, "wallet_deposits_total") >= 1, "deposits not counted")
     check(sample(metrics, 'wallet_charges_total{outcome="succeeded"}') >= 1, "charges not counted")
     check(sample(metrics, 'wallet_charges_total{outcome="insufficient_funds"}') >= 1, "failed charges not counted")

@@ -1,4 +1,4 @@
-"""Real servers for the tests: gunicorn worker processes, and throwaway PostgreSQL clusters.
+"""Real servers for the tests: the service's granian worker processes, and throwaway PostgreSQL clusters.
 
 Tests that use them are marked ``slow``; they run in ``make test`` and CI like every other test.
 """
@@ -36,7 +36,13 @@ def free_port() -> int:
 
 
 def request(
-    base: str, method: str, path: str, body=None, token: str | None = None, headers: dict[str, str] | None = None
+    base: str,
+    method: str,
+    path: str,
+    body=None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
 ) -> tuple[int, dict | list]:
     headers = {"Content-Type": "application/json", **(headers or {})}
     if token:
@@ -44,7 +50,7 @@ def request(
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=30) as response:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
             raw = response.read()
             return response.status, json.loads(raw) if raw else {}
     except urllib.error.HTTPError as error:
@@ -52,6 +58,8 @@ def request(
 
 
 class Server:
+    """The service as `make run` and the image run it: ``python -m wallet_service.serve`` on a free port."""
+
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 4):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -61,6 +69,8 @@ class Server:
             "WALLET_SERVICE_AUTH_THROTTLE_RATE": "off",
             "WALLET_SERVICE_LOG_LEVEL": "warning",
             "WALLET_SERVICE_WORKERS": str(workers),
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
         } | env
         self.process: subprocess.Popen | None = None
         self.log_path = log_path
@@ -78,7 +88,7 @@ class Server:
     def start(self) -> Server:
         with self.log_path.open("wb") as log:  # the child keeps its own handle
             self.process = subprocess.Popen(
-                [BIN / "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
+                [sys.executable, "-m", "wallet_service.serve"],
                 cwd=BASE_DIR,
                 env=self.env,
                 stdout=subprocess.DEVNULL,
@@ -87,13 +97,13 @@ class Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()}")
+                raise RuntimeError(f"the server exited: {self.log_path.read_text()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return self
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start listening")
+        raise RuntimeError("the server did not start listening")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -182,7 +192,7 @@ class LossyProxy:
     """A TCP proxy in front of a server that loses some answers: it forwards each request, reads the
     whole answer, and for a fraction ``loss`` of them closes the client's connection instead of
     sending it — the request was executed, but its client never hears so (a timeout, for it).
-    For one-request connections, as gunicorn's sync workers make them.
+    For one-request connections, as urllib makes them (it sends `Connection: close`).
     """
 
     def __init__(self, upstream_port: int, *, loss: float, seed: int):

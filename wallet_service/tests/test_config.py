@@ -135,10 +135,9 @@ def test_manage_py_without_secret_key_stops():
     assert "WALLET_SERVICE_SECRET_KEY" in result.stderr
 
 
-def test_gunicorn_stops_before_forking_workers_on_a_bad_value():
-    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+def test_the_server_stops_before_starting_workers_on_a_bad_value():
     result = subprocess.run(
-        [gunicorn, "--config", "gunicorn.conf.py", "--bind", "127.0.0.1:0"],
+        [sys.executable, "-m", "wallet_service.serve"],
         cwd=BASE_DIR,
         env={"PATH": os.environ["PATH"]} | SECRET | {"WALLET_SERVICE_WORKERS": "0"},
         capture_output=True,
@@ -147,7 +146,7 @@ def test_gunicorn_stops_before_forking_workers_on_a_bad_value():
     )
     assert result.returncode != 0
     assert "WALLET_SERVICE_WORKERS" in result.stderr
-    assert "Booting worker" not in result.stderr
+    assert "Spawning worker" not in result.stderr + result.stdout
 
 
 def test_behind_trusted_proxies_the_forwarded_scheme_is_trusted():
