@@ -78,8 +78,8 @@ TEMPLATES = [
 # that money stays atomic there too: every transaction takes SQLite's write lock when it begins
 # (BEGIN IMMEDIATE), so two racing charges run one after the other exactly as they do under
 # PostgreSQL's row locks; WAL lets readers run beside the writer; the busy timeout makes a
-# writer wait for the lock instead of failing, for less than gunicorn's 30 s worker timeout so
-# that a request stuck behind the lock gets a 503, not a killed worker.
+# writer wait for the lock instead of failing, for 20 s: less than a client's usual 30 s timeout,
+# so that a request stuck behind the lock gets a 503 its client still hears.
 if CONFIG.database_url:
     DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=600, conn_health_checks=True)}
 else:
