@@ -29,8 +29,9 @@ from wallet_service.logs import logging_config
 HEADER_READ_TIMEOUT_SECONDS = 10
 GRACEFUL_TIMEOUT_SECONDS = 30
 APPLICATION = "wallet_service.asgi:application"
-# Set when this process made the metrics directory itself (and so removes it at exit).
-_OWNED_MARKER = "WALLET_SERVICE_OWNS_METRICS_DIR"
+# The metrics directory this process made itself (and so removes at exit), if it made one.
+_owned_metrics_dir: str | None = None
+_main_pid: int | None = None
 
 
 def prepare_metrics_dir() -> str:
@@ -41,9 +42,9 @@ def prepare_metrics_dir() -> str:
     worker shows the whole server's totals (a dead worker's counts included). Without a directory
     from the environment, a private temporary one is made and removed at exit.
     """
+    global _owned_metrics_dir
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wallet-service-metrics-")
-        os.environ[_OWNED_MARKER] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        _owned_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wallet-service-metrics-")
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(metrics_dir, exist_ok=True)
     for path in glob.glob(os.path.join(metrics_dir, "*.db")):
@@ -52,9 +53,8 @@ def prepare_metrics_dir() -> str:
 
 
 def remove_owned_metrics_dir() -> None:
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if metrics_dir and os.environ.get(_OWNED_MARKER) == metrics_dir:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    if _owned_metrics_dir and os.getpid() == _main_pid:
+        shutil.rmtree(_owned_metrics_dir, ignore_errors=True)
 
 
 def build_server(config):
@@ -111,6 +111,8 @@ def main() -> None:
     except ConfigError as error:
         sys.exit(f"Configuration error: {error}")
     # Before any worker imports prometheus_client.
+    global _main_pid
+    _main_pid = os.getpid()
     prepare_metrics_dir()
     server = build_server(config)
     server.on_shutdown(remove_owned_metrics_dir)
