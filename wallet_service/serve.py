@@ -57,6 +57,22 @@ def remove_owned_metrics_dir() -> None:
         shutil.rmtree(_owned_metrics_dir, ignore_errors=True)
 
 
+def load_application(target: str):
+    """Run in each new worker before it imports the service: SIGTERM and SIGINT stop it again.
+
+    A worker inherits the main process's handlers, which only set a flag in the main process's copy
+    of the server: a SIGTERM arriving while the worker boots would be lost, and the worker would then
+    serve until killed. Once booted, the worker installs its own handlers (graceful stop).
+    """
+    import signal
+
+    from granian._internal import load_target
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return load_target(target)
+
+
 def build_server(config):
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
@@ -64,6 +80,20 @@ def build_server(config):
     from granian.server.mp import MPServer
 
     class Server(MPServer):
+        def _init_shared_socket(self):
+            # One listening socket, made here and shared by every worker, as gunicorn's was. (On Linux
+            # granian otherwise has each worker bind its own SO_REUSEPORT socket: with every worker
+            # dead, new connections are refused instead of waiting in the backlog for a replacement.)
+            import socket
+
+            from granian.net import SocketSpec
+
+            self._ssp = None
+            self._shd = SocketSpec(self.bind_addr, self.bind_port, self.backlog).build()
+            self._sfd = self._shd.get_fd()
+            self._sso = socket.socket(fileno=self._sfd)
+            self._sso.set_inheritable(True)
+
         def _respawn_workers(self, workers, *args, **kwargs):
             # A replaced worker's live gauges must stop being reported; its counters stay in the totals.
             from prometheus_client import multiprocess
@@ -117,7 +147,7 @@ def main() -> None:
     server = build_server(config)
     server.on_shutdown(remove_owned_metrics_dir)
     try:
-        server.serve()
+        server.serve(target_loader=load_application)
     finally:
         remove_owned_metrics_dir()
 
