@@ -192,7 +192,8 @@ class LossyProxy:
     """A TCP proxy in front of a server that loses some answers: it forwards each request, reads the
     whole answer, and for a fraction ``loss`` of them closes the client's connection instead of
     sending it — the request was executed, but its client never hears so (a timeout, for it).
-    For one-request connections, as urllib makes them (it sends `Connection: close`).
+    For one-request connections (`Connection: close`, which urllib always sends): the server closes
+    the connection after its answer, and only then is the answer forwarded.
     """
 
     def __init__(self, upstream_port: int, *, loss: float, seed: int):

@@ -109,6 +109,8 @@ def send(port: int, intent: Intent) -> tuple[int | None, bytes, bool]:
         "Content-Type": "application/json",
         "Authorization": f"Token {intent.actor.token}",
         "Idempotency-Key": intent.key,
+        # One request per connection: the lossy proxy forwards an answer once the server closes.
+        "Connection": "close",
     }
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
