@@ -100,12 +100,14 @@ def build_server(config):
 
             replaced = [self.wrks[idx].inner.pid for idx in workers]
             # Granian exits when a worker dies again within 5.5 s of its replacement (a crash loop);
-            # gunicorn replaced SIGKILLed workers however often, and so does this server, a second apart.
-            recent = [idx for idx in workers if time.monotonic() - self.respawned_wrks.get(idx, 0) < 6]
-            if recent:
+            # gunicorn replaced SIGKILLed workers however often, and so does this server, at most one
+            # replacement a second for each worker.
+            last = self.__dict__.setdefault("_last_respawn", {})
+            if any(time.monotonic() - last.get(idx, 0) < 1 for idx in workers):
                 time.sleep(1)
             super()._respawn_workers(workers, *args, **kwargs)
             for idx in workers:
+                last[idx] = time.monotonic()
                 self.respawned_wrks.pop(idx, None)
             for pid in replaced:
                 multiprocess.mark_process_dead(pid)
