@@ -174,7 +174,8 @@ def markdown(run: dict, previous: list[dict]) -> str:
         f"{' / '.join(str(v) for v in machine['load_average_at_start'])}",
         f"- settings: {settings['duration_s']} s per scenario after {settings['warmup_s']} s of warm-up; wrk "
         f"{settings['wrk_threads']} threads, {settings['wrk_connections']} connections; pgbench "
-        f"{settings['pgbench_clients']} clients; {settings['gunicorn_workers']} gunicorn workers "
+        f"{settings['pgbench_clients']} clients; {settings['gunicorn_workers']} "
+        f"{settings.get('server', 'gunicorn')} workers "
         f"(WALLET_SERVICE_WORKERS: {settings['workers_env']}"
         + (f"; GUNICORN_CMD_ARGS: `{settings['gunicorn_cmd_args']}`" if settings.get("gunicorn_cmd_args") else "")
         + f"); {settings['merchants']} merchants, "
@@ -216,7 +217,7 @@ def markdown(run: dict, previous: list[dict]) -> str:
         )
     lines += [
         "",
-        "CPU is measured from /proc: the server is `make run`'s process tree (gunicorn master and workers), the "
+        "CPU is measured from /proc: the server is `make run`'s process tree (its main process and workers), the "
         "database is the backends connected to the benchmark database plus PostgreSQL's background writers, wrk "
         "(or pgbench) is the load generator, other is everything else the machine ran meanwhile. The CPU "
         "ceiling is the machine's cores divided by the CPU one request cost the server, the database and the "

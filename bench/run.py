@@ -584,7 +584,7 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
 
 
 def count_workers(make_pid: int) -> int:
-    """gunicorn's worker processes: the children of the master, itself the child of `make run`."""
+    """The server's worker processes: the children of its main process, itself the child of `make run`."""
     parents = {pid: stat[0] for pid in all_pids() if (stat := proc_stat(pid))}
     masters = [pid for pid, ppid in parents.items() if ppid == make_pid]
     return sum(1 for ppid in parents.values() if ppid in masters)
@@ -681,9 +681,10 @@ def main() -> int:
             "wrk_connections": CONNECTIONS,
             "wrk_threads": 2,
             "pgbench_clients": PGBENCH_CLIENTS,
+            # The key keeps its name so that earlier runs' files read the same; "server" says which.
             "gunicorn_workers": workers,
+            "server": "granian",
             "workers_env": os.environ.get("WALLET_SERVICE_WORKERS") or "default (2 x CPUs + 1)",
-            "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
             "merchants": MERCHANTS,
             "charged_wallets": CLIENTS * WALLETS_PER_CLIENT,
             "short": DURATION < 30,

@@ -71,7 +71,7 @@ def check_metrics(base: str, token: str | None, public: bool) -> None:
         check("django_http" not in closed, "a closed /metrics showed metrics")
         return
     metrics, _ = call(base, "GET", "/metrics", extra_headers=headers, raw=True)
-    # Counters add up every gunicorn worker's (multiprocess mode), so they hold at least this session's.
+    # Counters add up every server worker's (multiprocess mode), so they hold at least this session's.
     check(sample(metrics, "wallet_deposits_total") >= 1, "deposits not counted")
     check(sample(metrics, 'wallet_charges_total{outcome="succeeded"}') >= 1, "charges not counted")
     check(sample(metrics, 'wallet_charges_total{outcome="insufficient_funds"}') >= 1, "failed charges not counted")

@@ -4,8 +4,7 @@ The services call ``record_*`` inside their transaction; the counters move only 
 transaction commits (``transaction.on_commit``), so a deposit or charge that is rolled back is
 never counted, and a failed charge is counted once its record is committed. Amounts are exported
 as floats: fine for dashboards and rates, never for accounting (the ledger is the record).
-Under gunicorn, prometheus_client's multiprocess mode adds up every worker's counters
-(gunicorn.conf.py).
+prometheus_client's multiprocess mode adds up every server worker's counters (wallet_service/serve.py).
 """
 
 from __future__ import annotations

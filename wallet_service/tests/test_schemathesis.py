@@ -1,5 +1,5 @@
 """Schema-driven fuzzing: schemathesis generates requests from /schema and sends them to a live
-gunicorn on PostgreSQL, as a client and as a company, over every operation.
+the server on PostgreSQL, as a client and as a company, over every operation.
 
 Every response must be documented and conform to the schema (status, content type, body,
 headers), no request may get a 5xx, and a request the schema says is valid may be refused only for
@@ -38,13 +38,13 @@ def database_url(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
-    """gunicorn on a PostgreSQL database of its own (created and dropped here), throttling off so that
+    """The server on a PostgreSQL database of its own (created and dropped here), throttling off so that
     no generated signup or login gets a 429, and a fast password hasher (fuzz_settings.py)."""
     name = "test_" + urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/") + "_schemathesis"
     with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    log = tmp_path_factory.mktemp("fuzz") / "gunicorn.log"
+    log = tmp_path_factory.mktemp("fuzz") / "server.log"
     env = {
         "DATABASE_URL": database_url(name),
         "DJANGO_SETTINGS_MODULE": "wallet_service.tests.fuzz_settings",

@@ -1,8 +1,8 @@
 """A bank test in the spirit of Jepsen's: random deposits, charges, holds (some expiring during the run),
 partial and final captures, voids and refunds (whole and partial, of charges and of captures) among
-many wallets, from many threads, through gunicorn over HTTP on PostgreSQL — alone, while workers are
+many wallets, from many threads, through the server over HTTP on PostgreSQL — alone, while workers are
 SIGKILLed, and while the database is restarted. Every request carries an Idempotency-Key and is
-retried with it until it gets a definitive answer, as a merchant backend would. Clients reach gunicorn
+retried with it until it gets a definitive answer, as a merchant backend would. Clients reach the server
 through a proxy that loses one answer in ten after the request was executed, so retries of executed
 requests happen for real and must be replayed.
 
@@ -148,10 +148,10 @@ _databases = iter(range(1, 1000))
 
 @pytest.fixture
 def bank(cluster, tmp_path):
-    """A fresh migrated database on the cluster, a gunicorn serving it, and accounts made over HTTP."""
+    """A fresh migrated database on the cluster, a server serving it, and accounts made over HTTP."""
     database = f"bank_{next(_databases)}"
     cluster.query("postgres", f"CREATE DATABASE {database} TEMPLATE {TEMPLATE}")
-    server = Server({"DATABASE_URL": cluster.url(database)}, tmp_path / "gunicorn.log", workers=4).start()
+    server = Server({"DATABASE_URL": cluster.url(database)}, tmp_path / "server.log", workers=4).start()
     accounts = []
     for kind, count in (("client", CLIENTS), ("company", COMPANIES)):
         for index in range(count):
@@ -171,6 +171,8 @@ def send(port: int, intent: Intent) -> tuple[int | None, bytes, bool]:
         "Content-Type": "application/json",
         "Authorization": f"Token {intent.actor.token}",
         "Idempotency-Key": intent.key,
+        # One request per connection: the lossy proxy forwards an answer once the server closes.
+        "Connection": "close",
     }
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -221,7 +223,7 @@ class Bank:
     def __init__(self, cluster: PostgresCluster, database: str, server: Server, accounts: list[Account]):
         self.cluster, self.database, self.server, self.accounts = cluster, database, server, accounts
         self.companies = [account for account in accounts if account.kind == "company"]
-        # Clients talk to gunicorn through a proxy that loses one answer in ten after the request
+        # Clients talk to the server through a proxy that loses one answer in ten after the request
         # was executed: the retry with the same key must get the stored answer, not a second execution.
         self.proxy = LossyProxy(server.port, loss=0.1, seed=len(database))
         self.intents: list[Intent] = []
@@ -640,7 +642,7 @@ def test_bank_money_is_conserved_under_concurrent_load(bank):
     assert "expired" in {body["status"] for body in bank.hold_statuses()}
 
 
-def test_bank_survives_gunicorn_workers_killed_mid_load(bank):
+def test_bank_survives_server_workers_killed_mid_load(bank):
     kills = []
     done = threading.Event()
 
