@@ -345,7 +345,9 @@ BULK_MAX_CHARGES = 1000
 
 
 class BulkChargeInputSerializer(serializers.Serializer):
-    charges = MoneyMovementInputSerializer(many=True, allow_empty=False, max_length=BULK_MAX_CHARGES)
+    charges = serializers.ListField(
+        child=MoneyMovementInputSerializer(), allow_empty=False, min_length=1, max_length=BULK_MAX_CHARGES
+    )
 
 
 def outcome_body(outcome: services.ChargeOutcome) -> dict:

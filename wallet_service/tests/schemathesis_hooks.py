@@ -47,6 +47,8 @@ NOT_IN_THE_SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
         "operation": ("Only a successful charge or capture into your wallet can be refunded.",),
     },
     "GET /wallet/list": {"cursor": ("This cursor was not issued by this service",)},
+    # An event id is a string; only the caller's own are accepted (the schema cannot say which).
+    "GET /events": {"after": ("This is not one of your event ids.",)},
     "GET /wallet/history/{token}": {
         "cursor": ("This cursor was not issued by this service",),
         "from": ("'from' must not be later than 'to'.",),

@@ -121,6 +121,7 @@ def test_charge_documents_every_answer_the_contract_gives_it(schema):
         "403": {"permission_denied"},
         "404": {"not_found"},
         "409": {"merchant_wallet_missing", "idempotency_key_in_use"},
+        "429": {"throttled"},
         "413": {"payload_too_large"},
         "415": {"unsupported_media_type"},
         "422": {"idempotency_key_reused"},

@@ -79,7 +79,7 @@ def test_a_body_of_another_media_type_is_415(client_api):
 
 @pytest.mark.django_db
 def test_an_oversized_body_is_413(client_api):
-    response = client_api.post("/wallet/create", data={"padding": "x" * 100_000}, format="json")
+    response = client_api.post("/wallet/create", data={"padding": "x" * (4 * 1024 * 1024)}, format="json")
     assert_problem(response, 413, "payload_too_large")
     assert not Wallet.objects.exists()
 
