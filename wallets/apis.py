@@ -322,6 +322,7 @@ class RefundInputSerializer(serializers.Serializer):
 
 class WalletRefundApi(IdempotentApiMixin, APIView):
     permission_classes = (IsAuthenticated, IsCompany)
+    field_of = {"operation_id": "operation"}  # the service's argument -> the request's field
 
     def post(self, request):
         serializer = RefundInputSerializer(data=request.data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from wallet_service.api.errors import FieldError, NotFound, ServiceError
+from wallet_service.api.errors import InvalidValue, NotFound, ServiceError
 
 if TYPE_CHECKING:
     from wallets.models import Operation
@@ -59,24 +59,33 @@ class OperationNotFound(NotFound):
     default_detail = "Operation not found."
 
 
-class NotRefundable(FieldError):
-    def __init__(self):
-        super().__init__("operation", "Only a successful charge or capture into your wallet can be refunded.")
+class BalanceOverflow(InvalidValue):
+    """The amount would take a balance over MAX_BALANCE (the detail says whose)."""
+
+    argument = "amount"
 
 
-class AmountAboveRemaining(FieldError):
+class NotRefundable(InvalidValue):
+    argument = "operation_id"
+    default_detail = "Only a successful charge or capture into your wallet can be refunded."
+
+
+class AmountAboveRemaining(InvalidValue):
+    argument = "amount"
+
     def __init__(self, remaining: Decimal):
-        super().__init__("amount", f"At most what the hold still reserves can be captured: {remaining}.")
+        super().__init__(f"At most what the hold still reserves can be captured: {remaining}.")
 
 
-class AmountAboveRefundable(FieldError):
+class AmountAboveRefundable(InvalidValue):
+    argument = "amount"
+
     def __init__(self, left: Decimal):
-        message = (
+        super().__init__(
             f"At most what is left to refund of this operation can be refunded: {left}."
             if left
             else "Nothing is left to refund of this operation."
         )
-        super().__init__("amount", message)
 
 
 class TooManyRefusedAttempts(ServiceError):

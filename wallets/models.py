@@ -9,11 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Coalesce
 
-from wallet_service.api.fields import MAX_AMOUNT
 from wallet_service.db import CurrentTransactionId, DatabaseNow, TransactionIdField
-
-# A balance may grow by many deposits, far past one amount, but it must fit its column.
-MAX_BALANCE = Decimal("999999999999999999.99")
+from wallet_service.money import MAX_AMOUNT, MAX_BALANCE
 
 
 def new_wallet_token() -> str:

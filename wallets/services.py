@@ -28,11 +28,13 @@ from django.db.models.functions import Now
 from accounts.models import User
 from events.models import new_event_id
 from events.services import events_write
-from wallet_service.api.errors import FieldError, ServiceError
+from wallet_service.api.errors import ServiceError
+from wallet_service.money import MAX_BALANCE
 from wallets import metrics, sql
 from wallets.errors import (
     AmountAboveRefundable,
     AmountAboveRemaining,
+    BalanceOverflow,
     HoldNotFound,
     HoldNotPending,
     InsufficientFunds,
@@ -45,7 +47,7 @@ from wallets.errors import (
     WalletNotFound,
 )
 from wallets.items import HoldRow, OperationRow, hold_item, operation_item
-from wallets.models import MAX_BALANCE, Hold, Operation, Wallet
+from wallets.models import Hold, Operation, Wallet
 
 
 class NotAMerchant(ServiceError):
@@ -97,7 +99,7 @@ def _fold_and_add(wallet_id: int, amount: Decimal, *, over_max: str) -> Money:
             cursor.execute(sql.FOLD_AND_ADD, {"wallet": wallet_id, "amount": amount})
             return Money(*cursor.fetchone())
     except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
-        raise FieldError("amount", over_max) from error
+        raise BalanceOverflow(over_max) from error
 
 
 def _credit_without_waiting(wallet_id: int, amount: Decimal, *, over_max: str) -> Money:
@@ -113,9 +115,9 @@ def _credit_without_waiting(wallet_id: int, amount: Decimal, *, over_max: str) -
             cursor.execute(sql.CREDIT, {"wallet": wallet_id, "amount": amount})
             money = Money(*cursor.fetchone())
     except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
-        raise FieldError("amount", over_max) from error
+        raise BalanceOverflow(over_max) from error
     if money.balance > MAX_BALANCE:  # a pending credit must stay foldable
-        raise FieldError("amount", over_max)
+        raise BalanceOverflow(over_max)
     return money
 
 

@@ -31,6 +31,17 @@ class FieldError(ServiceError):
         super().__init__(f"{field}: {message}")
 
 
+class InvalidValue(ServiceError):
+    """A value a service refuses once it looks at the data (400 ``validation_error``).
+
+    ``argument`` names the service's keyword argument the value came from; the API says which request
+    field that is (a view's ``field_of``, else the same name), so services know nothing of requests.
+    """
+
+    code = "validation_error"
+    argument: str = "amount"
+
+
 class NotFound(ServiceError):
     code = "not_found"
     default_detail = "Not found."

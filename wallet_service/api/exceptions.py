@@ -18,7 +18,7 @@ from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
-from wallet_service.api.errors import FieldError, ServiceError
+from wallet_service.api.errors import FieldError, InvalidValue, ServiceError
 from wallet_service.api.problems import problem_response
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,9 @@ def database_problem(exc: Exception):
 
 
 def problem_exception_handler(exc, context):
+    if isinstance(exc, InvalidValue):
+        field = getattr(context.get("view"), "field_of", {}).get(exc.argument, exc.argument)
+        exc = FieldError(field, exc.detail)
     response = _problem_for(exc)
     if response is not None:
         # Only acts under ATOMIC_REQUESTS (not used): a view wrapped in a transaction is rolled back on

@@ -7,8 +7,8 @@ from decimal import Decimal, InvalidOperation
 
 from rest_framework import serializers
 
-MONEY_QUANTUM = Decimal("0.01")
-MAX_AMOUNT = Decimal("1000000000.00")
+from wallet_service.money import MAX_AMOUNT, MONEY_QUANTUM
+
 AMOUNT_STRING_RE = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 
 

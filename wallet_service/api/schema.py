@@ -32,10 +32,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 
-from wallet_service.api.fields import MAX_AMOUNT, MONEY_QUANTUM
 from wallet_service.api.pagination import PAGE_DEFAULT_LIMIT, PAGE_MAX_LIMIT
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 from wallet_service.logs import REQUEST_ID_RE
+from wallet_service.money import MAX_AMOUNT, MONEY_QUANTUM
 
 # A positive amount with at most two decimals, up to MAX_AMOUNT (1000000000.00), as the contract
 # writes it: digits, optionally a point and one or two digits, leading zeros allowed.

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 import schemathesis
 
 from deploy.httpcall import send
+from wallet_service.money import MAX_AMOUNT
 
 PASSWORD = "s3cure-Passw0rd"  # the test's accounts' (wallet_service/tests/servers.py signup)
 
@@ -112,9 +113,6 @@ def call(base_url: str, path: str, body: dict, authorization: str) -> dict:
     status, _, raw = send(base_url, "POST", path, body, headers={"Authorization": authorization})
     assert 200 <= status < 300, (path, status, raw)
     return json.loads(raw)
-
-
-MAX_AMOUNT = Decimal("1000000000.00")
 
 
 def amount_of(body) -> Decimal:

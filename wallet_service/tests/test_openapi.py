@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from rest_framework import serializers
 
 from idempotency.apis import IdempotentApiMixin
-from wallet_service.api.fields import MAX_AMOUNT, AmountField
+from wallet_service.api.fields import AmountField
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 from wallet_service.api.schema import AMOUNT_PATTERN, IDEMPOTENCY_KEY_PATTERN, problem_component_name
 from wallet_service.config import BASE_DIR
+from wallet_service.money import MAX_AMOUNT
 
 COMMITTED = BASE_DIR / "docs" / "openapi.yaml"
 

@@ -6,8 +6,9 @@ import pytest
 
 from accounts.tests.factories import CompanyFactory
 from conftest import authenticated_client
+from wallet_service.money import MAX_BALANCE
 from wallet_service.tests.utils import assert_max_queries, assert_problem
-from wallets.models import MAX_BALANCE, Operation
+from wallets.models import Operation
 from wallets.tests.factories import WalletFactory
 
 

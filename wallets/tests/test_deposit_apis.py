@@ -5,8 +5,9 @@ from decimal import Decimal
 
 import pytest
 
+from wallet_service.money import MAX_BALANCE
 from wallet_service.tests.utils import assert_max_queries, assert_problem
-from wallets.models import MAX_BALANCE, Operation
+from wallets.models import Operation
 from wallets.tests.factories import WalletFactory
 
 
