@@ -91,6 +91,7 @@ def test_the_worker_purges_at_start_and_exits_cleanly_on_sigterm(tmp_path):
     assert (mine[-1]["message"], mine[-1]["signal"]) == ("worker stopped", "SIGTERM")
 
 
+@pytest.mark.django_db  # run_job closes the database connections around each job
 def test_a_failing_job_is_logged_and_the_others_keep_their_schedule(caplog):
     stop = threading.Event()
     runs: list[str] = []
