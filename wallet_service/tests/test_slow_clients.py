@@ -20,7 +20,7 @@ import pytest
 
 from wallet_service.asgi import BODY_READ_TIMEOUT_SECONDS
 from wallet_service.serve import HEADER_READ_TIMEOUT_SECONDS
-from wallet_service.tests.servers import Server, request, signup
+from wallet_service.tests.servers import Server, request, scratch_database, signup
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +30,11 @@ PROMPT = 2.0  # seconds: what "still answers promptly" means here
 
 @pytest.fixture
 def server(tmp_path):
-    server = Server({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}, tmp_path / "server.log", workers=WORKERS)
-    server.migrate()
-    yield server.start()
-    server.stop()
+    with scratch_database("slow_clients") as url:
+        server = Server({"DATABASE_URL": url}, tmp_path / "server.log", workers=WORKERS)
+        server.migrate()
+        yield server.start()
+        server.stop()
 
 
 class Trickler:
@@ -121,7 +122,7 @@ def test_status_and_a_real_charge_answer_promptly_while_slow_clients_trickle(ser
         wallet = created["wallet"]
         assert call("POST", "/wallet/deposit", {"wallet": wallet, "amount": "30.00"}, client) == (
             200,
-            {"wallet": wallet, "balance": "30.00"},
+            {"wallet": wallet, "balance": "30.00", "held": "0.00", "available": "30.00"},
         )
         status, charged = call("POST", "/wallet/charge", {"wallet": wallet, "amount": "12.50"}, shop)
         assert status == 200
@@ -197,32 +198,36 @@ def test_sigterm_lets_a_request_in_flight_finish_then_the_server_exits(server):
 @pytest.mark.parametrize("num_proxies", ["0", "1"])
 def test_forwarded_headers_are_trusted_only_through_configured_proxies(tmp_path, num_proxies):
     env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "WALLET_SERVICE_NUM_PROXIES": num_proxies,
         "WALLET_SERVICE_SECURE_HSTS_SECONDS": "3600",
         "WALLET_SERVICE_AUTH_THROTTLE_RATE": "2/minute",
     }
-    server = Server(env, tmp_path / "server.log", workers=1)
-    server.migrate()
-    server.start()
-    try:
-        # The scheme: HSTS goes only on responses to HTTPS requests.
-        forwarded_https = urllib_head(server.base + "/status", {"X-Forwarded-Proto": "https"})
-        assert ("strict-transport-security" in forwarded_https) == (num_proxies == "1")
-        # The client address: each login attempt claims another one.
-        statuses = [
-            request(
-                server.base,
-                "POST",
-                "/client/login",
-                {"email": "a@example.com", "password": "x"},
-                headers={"X-Forwarded-For": f"203.0.113.{n}"},
-            )[0]
-            for n in range(1, 4)
-        ]
-        assert statuses == ([400, 400, 429] if num_proxies == "0" else [400, 400, 400])
-    finally:
-        server.stop()
+    with scratch_database("forwarded") as url:
+        server = Server(env | {"DATABASE_URL": url}, tmp_path / "server.log", workers=1)
+        server.migrate()
+        server.start()
+        try:
+            check_forwarded_headers(server, num_proxies)
+        finally:
+            server.stop()
+
+
+def check_forwarded_headers(server: Server, num_proxies: str) -> None:
+    # The scheme: HSTS goes only on responses to HTTPS requests.
+    forwarded_https = urllib_head(server.base + "/status", {"X-Forwarded-Proto": "https"})
+    assert ("strict-transport-security" in forwarded_https) == (num_proxies == "1")
+    # The client address: each login attempt claims another one.
+    statuses = [
+        request(
+            server.base,
+            "POST",
+            "/client/login",
+            {"email": "a@example.com", "password": "x"},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        )[0]
+        for n in range(1, 4)
+    ]
+    assert statuses == ([400, 400, 429] if num_proxies == "0" else [400, 400, 400])
 
 
 def urllib_head(url: str, headers: dict[str, str]) -> dict[str, str]:
