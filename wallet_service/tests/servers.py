@@ -199,6 +199,42 @@ class PostgresCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class ReplicaCluster(PostgresCluster):
+    """A streaming replica of ``primary`` (a PostgresCluster): ``pg_basebackup -R`` into a data directory
+    of its own, started on its own port as a hot standby that follows the primary."""
+
+    def __init__(self, primary: PostgresCluster):
+        super().__init__()
+        self.primary = primary
+
+    def init(self) -> ReplicaCluster:
+        self._run(
+            str(self.bin / "pg_basebackup"),
+            *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast"),
+            *("-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres"),
+            timeout=120,
+        )
+        return self.start()
+
+    def replay_lsn(self) -> int:
+        return int(self.query("postgres", "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn")[0][0])
+
+    def catch_up(self, timeout: float = 30) -> None:
+        """Wait until the replica has replayed everything the primary has written."""
+        target = int(self.primary.query("postgres", "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0])
+        deadline = time.monotonic() + timeout
+        while self.replay_lsn() < target:
+            if time.monotonic() > deadline:
+                raise AssertionError("the replica did not catch up with the primary")
+            time.sleep(0.02)
+
+    def pause_replay(self) -> None:
+        self.query("postgres", "SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        self.query("postgres", "SELECT pg_wal_replay_resume()")
+
+
 class LossyProxy:
     """A TCP proxy in front of a server that loses some answers: it forwards each request, reads the
     whole answer, and for a fraction ``loss`` of them closes the client's connection instead of
