@@ -98,7 +98,25 @@ if "$compose" --env-file /dev/null config --quiet 2>"$STATE/compose-no-secrets.l
 fi
 grep -Eq '(WALLET_SERVICE_SECRET_KEY|POSTGRES_PASSWORD|POSTGRES_APP_PASSWORD) is missing a value' "$STATE/compose-no-secrets.log" || fail "compose's refusal does not name the missing secret"
 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
-passed "$("$compose" version --short) accepts it with .env.example's variables and refuses it without secrets"
+# The profile "replica" (db-replica, pgbouncer; docs/SCALING.md), with web pointed at them as .env.example says.
+sed -e 's/^#COMPOSE_PROFILES=/COMPOSE_PROFILES=/' -e 's/^#\(DATABASE_URL=\|WALLET_SERVICE_DATABASE_POOLER=\|WALLET_SERVICE_READ_REPLICA_URLS=\)/\1/' \
+    -e 's/<POSTGRES_APP_PASSWORD>/placeholder/g' "$STATE/compose.env" >"$STATE/compose-replica.env"
+"$compose" --env-file "$STATE/compose-replica.env" config --format json >"$STATE/compose-replica.json"
+python3 - "$STATE/compose-replica.json" <<'PY' || fail "the profile replica is not wired as docs/SCALING.md says"
+import json, sys
+project = json.load(open(sys.argv[1]))
+services = project["services"]
+assert {"db-replica", "pgbouncer"} <= set(services), sorted(services)
+web = services["web"]["environment"]
+assert web["DATABASE_URL"].endswith("@pgbouncer:6432/wallet"), web["DATABASE_URL"]
+assert web["WALLET_SERVICE_DATABASE_POOLER"] == "pgbouncer"
+assert web["WALLET_SERVICE_READ_REPLICA_URLS"].endswith("@db-replica:5432/wallet")
+migrate = services["migrate"]["environment"]
+assert migrate["DATABASE_URL"].endswith("@db:5432/wallet") and not migrate["WALLET_SERVICE_DATABASE_POOLER"], migrate
+PY
+"$compose" --env-file "$STATE/compose.env" config --services | grep -qx pgbouncer && fail "the profile replica's services start without it"
+hadolint deploy/pgbouncer/Dockerfile
+passed "$("$compose" version --short) accepts it with .env.example's variables (and with its profile replica) and refuses it without secrets"
 
 step "Every variable the service reads is set in docker-compose.yml, .env.example and the playbook's template"
 python3 deploy/check_env.py
