@@ -33,7 +33,7 @@ podman_compose() {
 cleanup() {
     local name
     if [[ -s "$STATE/compose-run.env" ]]; then
-        podman_compose down --volumes || true
+        podman_compose --profile replica down --volumes || true
     fi
     for name in "${CONTAINERS[@]}"; do
         podman rm --force --time 5 "$name" >/dev/null 2>&1 || true
@@ -60,7 +60,7 @@ free_port() {
 }
 
 STEP=0
-STEPS=13
+STEPS=14
 STARTED=$SECONDS
 step() {
     STEP=$((STEP + 1))
@@ -407,8 +407,44 @@ podman logs "${COMPOSE_PROJECT}_migrate_1" >"$STATE/migrate-again.log" 2>&1
 grep -q 'No migrations to apply' "$STATE/migrate-again.log" ||
     fail "the database did not survive down/up in its named volume: $(tail -n 5 "$STATE/migrate-again.log")"
 podman_compose down --volumes || fail "podman-compose down --volumes"
-podman untag "$IMAGE" localhost/wallet-service:latest
 passed "stack up, HTTP session passed as wallet_app (ledger changes refused), /metrics 403 without token, worker purged; web healthy; data survived down/up"
+
+step "Compose profile replica: db-replica streams from db (pg_basebackup -R), web reads it and writes through PgBouncer"
+# .env.example's profile lines, uncommented, with the runtime role's password written out.
+sed -e 's/^#COMPOSE_PROFILES=/COMPOSE_PROFILES=/' -e 's/^#\(DATABASE_URL=\|WALLET_SERVICE_DATABASE_POOLER=\|WALLET_SERVICE_READ_REPLICA_URLS=\)/\1/' \
+    -e "s/<POSTGRES_APP_PASSWORD>/$COMPOSE_APP_PASSWORD/g" -e '/^DATABASE_URL=$/d' -e '/^WALLET_SERVICE_DATABASE_POOLER=$/d' \
+    -e '/^WALLET_SERVICE_READ_REPLICA_URLS=$/d' "$STATE/compose-run.env" >"$STATE/compose-replica-run.env"
+cp "$STATE/compose-replica-run.env" "$STATE/compose-run.env"  # podman_compose (and cleanup) read this one
+podman_compose --profile replica build pgbouncer || fail "building the pgbouncer image: $(tail -n 20 "$STATE/podman-compose.log")"
+podman_compose --profile replica up --detach db || fail "podman-compose up db"
+wait_healthy "${COMPOSE_PROJECT}_db_1"
+migrate_once
+podman_compose --profile replica up --detach --no-deps db-replica pgbouncer || fail "podman-compose up db-replica pgbouncer"
+wait_healthy "${COMPOSE_PROJECT}_db-replica_1"
+podman_compose --profile replica up --detach --no-deps web worker || fail "podman-compose up web worker"
+for _ in $(seq 1 60); do
+    curl --silent --fail --output /dev/null "http://127.0.0.1:$COMPOSE_PORT/status" && break
+    sleep 0.5
+done
+python3 deploy/smoke.py "http://127.0.0.1:$COMPOSE_PORT" || {
+    podman logs --tail 30 "${COMPOSE_PROJECT}_web_1"
+    fail "smoke test through PgBouncer, with the replica"
+}
+replica_psql() {
+    podman exec --env PGPASSWORD="$COMPOSE_APP_PASSWORD" "${COMPOSE_PROJECT}_db_1" \
+        psql --host="$1" --port="$2" --username=wallet_app --dbname=wallet --no-psqlrc --tuples-only --no-align -c "$3"
+}
+[[ "$(replica_psql db 5432 "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" == 1 ]] ||
+    fail "db-replica is not streaming from db"
+[[ "$(replica_psql db-replica 5432 "SELECT pg_is_in_recovery()")" == t ]] || fail "db-replica is not a standby"
+# What the smoke test wrote through PgBouncer reached the replica; web holds connections to it.
+[[ "$(replica_psql db-replica 5432 "SELECT count(*) > 0 FROM wallets_operation")" == t ]] || fail "db-replica has no operations"
+replica_psql db-replica 5432 "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wallet_app' AND pid <> pg_backend_pid()" |
+    grep -qvx 0 || fail "web never connected to db-replica"
+[[ "$(replica_psql pgbouncer 6432 "SELECT current_setting('port')")" == 5432 ]] || fail "pgbouncer does not reach db"
+podman_compose --profile replica down --volumes || fail "podman-compose down --volumes (profile replica)"
+podman untag "$IMAGE" localhost/wallet-service:latest
+passed "db-replica streaming and read by web, writes through PgBouncer (transaction mode), smoke test passed"
 
 echo
 echo "deploy-check passed: $STEP steps in $((SECONDS - STARTED)) s"
