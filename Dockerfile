@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The wallet service: gunicorn serving the Django API as an unprivileged user, on 0.0.0.0:8000.
+# The wallet service: granian serving the Django API as an unprivileged user, on 0.0.0.0:8000.
 #   docker build -t wallet-service .        (`docker compose up --build` does it for you)
 # Nothing secret is baked in: every setting comes from the environment at run time (see .env.example).
 
@@ -29,14 +29,14 @@ RUN WALLET_SERVICE_SECRET_KEY=collectstatic-only-not-a-secret \
 # --- runtime ---------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="wallet-service" \
-      org.opencontainers.image.description="Wallet and payments HTTP API (Django REST Framework, gunicorn)"
+      org.opencontainers.image.description="Wallet and payments HTTP API (Django REST Framework, granian)"
 RUN groupadd --system --gid 10001 wallet \
     && useradd --system --uid 10001 --gid wallet --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin wallet
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
 WORKDIR /app
-# HOST and PORT are gunicorn's bind address (gunicorn.conf.py); workers come from
+# HOST and PORT are the server's bind address (wallet_service/serve.py); workers come from
 # WALLET_SERVICE_WORKERS. The code stays owned by root: the service cannot rewrite itself.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -47,4 +47,4 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "/app/deploy/healthcheck.py"]
-ENTRYPOINT ["gunicorn", "--config", "gunicorn.conf.py"]
+ENTRYPOINT ["python", "-m", "wallet_service.serve"]

@@ -13,11 +13,11 @@ TEST_SECRET_KEY := insecure-test-only-secret-key-0123456789abcdef
 # Runs a command on the embedded PostgreSQL (var/pgdata) unless DATABASE_URL is set: wallet_service/embedded_db.py.
 EMBEDDED_DB := $(BIN)/python -m wallet_service.embedded_db
 # The app server `make run` serves with (one place to change it), after migrating and collecting static files,
-# with the worker (hold expiry, webhook delivery, purges) beside it: wallet_service/serve.py stops both together.
-APP_SERVER = $(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT)
+# with the worker (hold expiry, webhook delivery, purges) beside it: wallet_service/supervise.py stops both together.
+APP_SERVER = env HOST=127.0.0.1 $(BIN)/python -m wallet_service.serve
 SERVE = $(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
-	exec $(BIN)/python -m wallet_service.serve -- $(APP_SERVER)
+	exec $(BIN)/python -m wallet_service.supervise -- $(APP_SERVER)
 
 .PHONY: run test test-fast lint format install clean deploy-check bench schema
 
@@ -46,6 +46,7 @@ $(VENV)/.bench: $(VENV)/.runtime bench/requirements.txt
 # stopped when it ends (Ctrl-C, SIGTERM, or the app server failing). Debug is off, so a secret key is needed:
 # the one in WALLET_SERVICE_SECRET_KEY, or else one generated once into var/secret_key.
 # It serves plain http://127.0.0.1, so the admin's cookies cannot be HTTPS-only unless asked.
+# The server is granian (wallet_service/serve.py): workers from WALLET_SERVICE_WORKERS, port from PORT.
 run: $(VENV)/.embedded
 	@mkdir -p var
 	@test -s var/secret_key || (umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key)

@@ -1,12 +1,15 @@
-"""Fixtures shared by every app's tests: API clients authenticated as a client or a company."""
+"""Fixtures shared by every app's tests: API clients authenticated as a client or a company, and wallets."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pytest
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import ClientFactory, CompanyFactory
+from wallets.tests.factories import WalletFactory
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +18,7 @@ def _test_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.WALLET_SERVICE_AUTH_THROTTLE_RATE = None
     settings.WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = 0
+    settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR = 0  # switched on by the tests about it
     # /metrics is closed without a token by default; the tests about that close it again.
     settings.WALLET_SERVICE_METRICS_PUBLIC = True
 
@@ -52,3 +56,15 @@ def client_api(client_user) -> APIClient:
 def company_api(company_user) -> APIClient:
     """An APIClient authenticated as a company; ``company_api.user`` is that user."""
     return authenticated_client(company_user)
+
+
+@pytest.fixture
+def merchant_wallet(company_api):
+    """The wallet of ``company_api``'s company."""
+    return WalletFactory(owner=company_api.user)
+
+
+@pytest.fixture
+def customer_wallet(db):
+    """A client's wallet holding 100.00, owned by none of the API clients above."""
+    return WalletFactory(balance=Decimal("100.00"))

@@ -19,17 +19,20 @@ stop_server() {
 }
 trap stop_server EXIT
 
-for _ in $(seq 1 120); do
-    if curl -fsS "$BASE/status" >/dev/null 2>&1; then break; fi
+# Bounded: at most QUICKSTART_TIMEOUT seconds (the first `make run` installs and migrates), and each probe
+# at most 2 s, so a server that accepts connections but never answers cannot hang the script.
+TIMEOUT="${QUICKSTART_TIMEOUT:-120}"
+DEADLINE=$((SECONDS + TIMEOUT))
+until curl -fsS --max-time 2 "$BASE/status" >/dev/null 2>&1; do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "make run exited:"; cat "$LOG"; exit 1; fi
+    if ((SECONDS >= DEADLINE)); then echo "server did not answer /status within ${TIMEOUT} s:"; cat "$LOG"; exit 1; fi
     sleep 1
 done
-curl -fsS "$BASE/status" >/dev/null || { echo "server did not come up"; cat "$LOG"; exit 1; }
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 call() {  # call METHOD PATH EXPECTED_STATUS [TOKEN] [BODY] -> prints the body
     local method="$1" path="$2" expected="$3" token="${4:-}" body="${5:-}"
-    local args=(-sS -o /tmp/quickstart.body -w '%{http_code}' -X "$method" "$BASE$path" -H 'Content-Type: application/json')
+    local args=(-sS --max-time 30 -o /tmp/quickstart.body -w '%{http_code}' -X "$method" "$BASE$path" -H 'Content-Type: application/json')
     [[ -n "$token" ]] && args+=(-H "Authorization: Token $token")
     [[ -n "$body" ]] && args+=(-d "$body")
     local status
@@ -61,17 +64,18 @@ python3 - "$HISTORY" "$WALLET" "$SHOP_WALLET" <<'PY'
 import json, sys
 history, wallet, shop = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 got = [(o["source__token"], o["target__token"], o["amount"], o["success"]) for o in history]
+shop = "\u2026" + shop[-4:]  # the client sees the merchant's wallet token masked: "…" and its last four
 want = [(wallet, shop, "500.00", False), (wallet, shop, "25.00", True), (None, wallet, "100.00", True)]
 assert got == want, f"history {got} != {want}"
 PY
 BALANCE="$(call GET "/wallet/info/$WALLET" 200 "$CLIENT_TOKEN" | json '["balance"]')"
 [[ "$BALANCE" == "75.00" ]] || { echo "info: balance $BALANCE"; exit 1; }
 # The documentation page and the assets it loads, as make run serves them (after collectstatic).
-DOCS="$(curl -fsS "$BASE/docs")"
+DOCS="$(curl -fsS --max-time 30 "$BASE/docs")"
 ASSETS="$(grep -o '/static/[^"]*' <<<"$DOCS")"
 [[ "$(wc -l <<<"$ASSETS")" -ge 3 ]] || { echo "/docs names no Swagger UI assets"; exit 1; }
-for asset in $ASSETS; do curl -fsS -o /dev/null "$BASE$asset"; done
+for asset in $ASSETS; do curl -fsS --max-time 30 -o /dev/null "$BASE$asset"; done
 # Read the whole schema first: `curl | grep -q` fails under pipefail when grep exits before curl is done.
-SCHEMA="$(curl -fsS "$BASE/schema")"
+SCHEMA="$(curl -fsS --max-time 30 "$BASE/schema")"
 grep -q '^  /wallet/charge:$' <<<"$SCHEMA" || { echo "/schema lacks /wallet/charge"; exit 1; }
 echo "quickstart: make run on the embedded database served signup, wallet, deposit, charge, history and /docs"

@@ -11,18 +11,31 @@ from wallet_service.api.schema import document
 
 TAGS = ("accounts",)
 TOKEN_CREATED = OpenApiResponse(apis.TokenOutputSerializer, description="A new key and when it expires.")
-PERSON = {"first_name": "Ana", "last_name": "García", "phone_number": "+34666666666"}
+# The README's accounts: a client (Ana) and a company (Shop, run by Luis), each with its own email and phone.
+PASSWORD = "s3cure-Passw0rd"
+CLIENT_EMAIL = "ana@example.com"
+COMPANY_EMAIL = "shop@example.com"
 CLIENT_SIGNUP = OpenApiExample(
     "A client",
-    {"email": "ana@example.com", "password": "s3cure-Passw0rd", "client": PERSON},
+    {
+        "email": CLIENT_EMAIL,
+        "password": PASSWORD,
+        "client": {"first_name": "Ana", "last_name": "García", "phone_number": "+34666666666"},
+    },
     request_only=True,
 )
 COMPANY_SIGNUP = OpenApiExample(
     "A company",
     {
-        "email": "shop@example.com",
-        "password": "s3cure-Passw0rd",
-        "company": {"name": "Shop", "url": "https://shop.example.com", **PERSON, "first_name": "Luis"},
+        "email": COMPANY_EMAIL,
+        "password": PASSWORD,
+        "company": {
+            "name": "Shop",
+            "url": "https://shop.example.com",
+            "first_name": "Luis",
+            "last_name": "Pérez",
+            "phone_number": "+34666666667",
+        },
     },
     request_only=True,
 )
@@ -91,7 +104,7 @@ class CompanySignupSchema(OpenApiViewExtension):
         )
 
 
-def login_schema(view, *, kind: str):
+def login_schema(view, *, kind: str, email: str):
     return document(
         view,
         summary=f"Log in as a {kind}",
@@ -102,11 +115,7 @@ def login_schema(view, *, kind: str):
         request=apis.LoginInputSerializer,
         responses={200: OpenApiResponse(apis.TokenOutputSerializer, description="A new key and when it expires.")},
         problems=("invalid_credentials",),
-        examples=(
-            OpenApiExample(
-                "Credentials", {"email": "ana@example.com", "password": "s3cure-Passw0rd"}, request_only=True
-            ),
-        ),
+        examples=(OpenApiExample("Credentials", {"email": email, "password": PASSWORD}, request_only=True),),
     )
 
 
@@ -114,14 +123,14 @@ class ClientLoginSchema(OpenApiViewExtension):
     target_class = apis.ClientLoginApi
 
     def view_replacement(self):
-        return login_schema(self.target_class, kind="client")
+        return login_schema(self.target_class, kind="client", email=CLIENT_EMAIL)
 
 
 class CompanyLoginSchema(OpenApiViewExtension):
     target_class = apis.CompanyLoginApi
 
     def view_replacement(self):
-        return login_schema(self.target_class, kind="company")
+        return login_schema(self.target_class, kind="company", email=COMPANY_EMAIL)
 
 
 class LogoutSchema(OpenApiViewExtension):

@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/unused .venv/bin/python bench/replica_offload.py
 
-Starts a throwaway primary and a streaming replica (wallet_service/tests/servers.py), then gunicorn
+Starts a throwaway primary and a streaming replica (wallet_service/tests/servers.py), then the service
 twice (without, then with WALLET_SERVICE_READ_REPLICA_URLS), and sends the same mix of GETs (info,
 history, list, events) each time, adding up the CPU time of each cluster's server processes
 (/proc, Linux only). Results in docs/SCALING.md.

@@ -25,6 +25,8 @@ DESCRIPTIONS = {
     "charge_hot": "POST /wallet/charge, one merchant",
     "deposit": "POST /wallet/deposit",
     "info": "GET /wallet/info/<wallet>",
+    "hold_capture": "POST /wallet/hold, then its /capture (half each)",
+    "refund": "POST /wallet/refund, 0.01 of a charge",
 }
 
 
@@ -62,6 +64,13 @@ def targets(scenarios: dict, cores: int = 0, audit: dict | None = None) -> list[
         rows.append(
             (f"(CPU per history page at {large:,} ÷ at {small:,}, server + database)", cost[-1] / cost[0], None)
         )
+    hold_capture, refund = get("hold_capture"), get("refund")
+    if hold_capture:
+        # Each pair is a hold and its capture: two requests, two transactions.
+        value = ratio(hold_capture["rps"] / 2, spread and spread["rps"])
+        rows.append(("(hold + capture pairs per s ÷ charges spread per s)", value, None))
+    if refund:
+        rows.append(("(refunds per s ÷ charges spread per s)", ratio(refund["rps"], spread and spread["rps"]), None))
     if spread and pg_spread and cores:
         value = ratio(ceiling(spread, cores), ceiling(pg_spread, cores))
         rows.append(("(charges spread ÷ pgbench spread, by CPU ceilings)", value, None))
@@ -165,7 +174,8 @@ def markdown(run: dict, previous: list[dict]) -> str:
         f"{' / '.join(str(v) for v in machine['load_average_at_start'])}",
         f"- settings: {settings['duration_s']} s per scenario after {settings['warmup_s']} s of warm-up; wrk "
         f"{settings['wrk_threads']} threads, {settings['wrk_connections']} connections; pgbench "
-        f"{settings['pgbench_clients']} clients; {settings['gunicorn_workers']} gunicorn workers "
+        f"{settings['pgbench_clients']} clients; {settings['gunicorn_workers']} "
+        f"{settings.get('server', 'gunicorn')} workers "
         f"(WALLET_SERVICE_WORKERS: {settings['workers_env']}"
         + (f"; GUNICORN_CMD_ARGS: `{settings['gunicorn_cmd_args']}`" if settings.get("gunicorn_cmd_args") else "")
         + f"); {settings['merchants']} merchants, "
@@ -207,7 +217,7 @@ def markdown(run: dict, previous: list[dict]) -> str:
         )
     lines += [
         "",
-        "CPU is measured from /proc: the server is `make run`'s process tree (gunicorn master and workers), the "
+        "CPU is measured from /proc: the server is `make run`'s process tree (its main process and workers), the "
         "database is the backends connected to the benchmark database plus PostgreSQL's background writers, wrk "
         "(or pgbench) is the load generator, other is everything else the machine ran meanwhile. The CPU "
         "ceiling is the machine's cores divided by the CPU one request cost the server, the database and the "

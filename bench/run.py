@@ -27,7 +27,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +42,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "deploy"))
+from httpcall import free_port, send  # noqa: E402  (deploy/httpcall.py: standard library only)
+
 BENCH = ROOT / "bench"
 WORK = ROOT / "var" / "bench"
 RESULTS = BENCH / "results"
@@ -51,6 +53,7 @@ MERCHANTS = 50
 CLIENTS = 10
 WALLETS_PER_CLIENT = 100
 PGBENCH_SOURCES = 1000
+REFUNDABLE_CHARGES = 1000  # 100.00 each: the refund scenario refunds 0.01 at a time, never all of one
 CLIENT_DEPOSIT = Decimal("1000000.00")
 PASSWORD = "bench-Passw0rd-not-secret"
 ORIGINAL = {"charge_spread_rps": 110.0, "charge_p99_ms": 375.0}
@@ -68,7 +71,15 @@ CONNECTIONS = env_int("BENCH_CONNECTIONS", 32)
 PGBENCH_CLIENTS = env_int("BENCH_PGBENCH_CLIENTS", 32)
 HISTORY_SIZES = [int(size) for size in os.environ.get("BENCH_HISTORY_SIZES", "100 10000 1000000").split()]
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/wallet_service_bench"
-HTTP_SCENARIOS = ["charge_spread", "charge_hot", "deposit", "info", *(f"history_{size}" for size in HISTORY_SIZES)]
+HTTP_SCENARIOS = [
+    "charge_spread",
+    "charge_hot",
+    "deposit",
+    "info",
+    *(f"history_{size}" for size in HISTORY_SIZES),
+    "hold_capture",
+    "refund",
+]
 PGBENCH_SCENARIOS = ["pgbench_spread", "pgbench_hot"]
 SELECTED = os.environ.get("BENCH_SCENARIOS", "").split() or PGBENCH_SCENARIOS + HTTP_SCENARIOS
 
@@ -231,12 +242,13 @@ def sql(query: str, params=None, fetch: bool = True):
         return cursor.fetchall() if fetch else None
 
 
-# A wallet's money is its settled balance plus its pending credits (docs/LEDGER.md).
+# A wallet's money is its settled balance plus its pending credits (docs/LEDGER.md); a hold item
+# records a reservation and moves no money (its captures do).
 MONEY_CHECK = """
 WITH flows AS (
-    SELECT target_id AS wallet_id, amount FROM wallets_operation WHERE success
+    SELECT target_id AS wallet_id, amount FROM wallets_operation WHERE success AND kind <> 'hold'
     UNION ALL
-    SELECT source_id, -amount FROM wallets_operation WHERE success AND source_id IS NOT NULL
+    SELECT source_id, -amount FROM wallets_operation WHERE success AND kind <> 'hold' AND source_id IS NOT NULL
 ), per_wallet AS (SELECT wallet_id, sum(amount) AS total FROM flows GROUP BY wallet_id),
 pending AS (SELECT wallet_id, sum(amount) AS total FROM wallets_pendingcredit GROUP BY wallet_id)
 SELECT (SELECT coalesce(sum(balance), 0) FROM wallets_wallet)
@@ -246,20 +258,34 @@ SELECT (SELECT coalesce(sum(balance), 0) FROM wallets_wallet)
           LEFT JOIN pending p ON p.wallet_id = w.id
          WHERE w.balance + coalesce(p.total, 0) <> coalesce(l.total, 0)),
        (SELECT count(*) FROM wallets_operation),
-       (SELECT count(*) FROM wallets_pendingcredit)
+       (SELECT count(*) FROM wallets_pendingcredit),
+       (SELECT count(*) FROM wallets_hold h
+         WHERE h.captured <> coalesce((SELECT sum(c.amount) FROM wallets_operation c
+                                        WHERE c.hold_id = h.id AND c.kind = 'capture'), 0)),
+       (SELECT count(*) FROM (SELECT r.refund_of_id FROM wallets_operation r
+                                JOIN wallets_operation o ON o.id = r.refund_of_id
+                               WHERE r.kind = 'refund' GROUP BY r.refund_of_id, o.amount
+                              HAVING sum(r.amount) > o.amount) x),
+       (SELECT count(*) FROM wallets_hold),
+       (SELECT count(*) FROM wallets_operation WHERE kind = 'refund')
 """
 
 
 def money_check() -> dict:
-    """Sum of all money == sum of deposits, and every wallet's money == its ledger (what the audit checks)."""
-    money, deposits, mismatched, operations, pending = sql(MONEY_CHECK)[0]
+    """Sum of all money == sum of deposits, every wallet's money == its ledger, every hold's captured ==
+    its captures, no charge refunded beyond its amount (what the audit checks)."""
+    money, deposits, mismatched, operations, pending, captures_off, over_refunded, holds, refunds = sql(MONEY_CHECK)[0]
     return {
-        "conserved": money == deposits and mismatched == 0,
+        "conserved": money == deposits and mismatched == 0 and captures_off == 0 and over_refunded == 0,
         "sum_of_money": str(money),
         "sum_of_deposits": str(deposits),
         "wallets_not_matching_ledger": mismatched,
+        "holds_not_matching_captures": captures_off,
+        "operations_refunded_beyond_amount": over_refunded,
         "operations": operations,
         "pending_credits": pending,
+        "holds": holds,
+        "refunds": refunds,
     }
 
 
@@ -281,16 +307,7 @@ def audit_ledger() -> dict:
 
 
 def call(base: str, method: str, path: str, body=None, token: str | None = None, expected: int = 200):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Token {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
+    status, _, raw = send(base, method, path, body, token, timeout=60)
     if status != expected:
         raise RuntimeError(f"{method} {path}: expected {expected}, got {status}: {raw[:300]!r}")
     return json.loads(raw) if raw else None
@@ -312,7 +329,11 @@ def set_up_accounts(base: str) -> dict:
         merchant_tokens = list(pool.map(lambda i: signup(base, "company", i), range(MERCHANTS)))
         client_tokens = list(pool.map(lambda i: signup(base, "client", i), range(CLIENTS + 1)))
         history_token = client_tokens.pop()
-        list(pool.map(lambda token: call(base, "POST", "/wallet/create", {}, token, expected=201), merchant_tokens))
+        merchant_wallets = list(
+            pool.map(
+                lambda token: call(base, "POST", "/wallet/create", {}, token, expected=201)["wallet"], merchant_tokens
+            )
+        )
         owned = list(
             pool.map(
                 lambda pair: [pair[0], call(base, "POST", "/wallet/create", {}, pair[0], expected=201)["wallet"]],
@@ -333,6 +354,7 @@ def set_up_accounts(base: str) -> dict:
         }
     return {
         "merchants": merchant_tokens,
+        "merchant_wallets": merchant_wallets,
         "sources": [wallet for _, wallet in owned],
         "owned": owned,
         "history": history,
@@ -408,17 +430,37 @@ def create_pgbench_wallets(owner_email: str) -> dict:
     return ranges
 
 
+def make_refundable_charges(base: str, data: dict) -> list[list]:
+    """Charges for the ``refund`` scenario to refund small parts of, made through the API:
+    REFUNDABLE_CHARGES of 100.00, spread over the merchants. [merchant's key, charge id] each."""
+
+    def charge(n: int) -> list:
+        merchant = data["merchants"][n % MERCHANTS]
+        body = {
+            "wallet": data["sources"][(n * 7) % len(data["sources"])],
+            "amount": "100.00",
+            "summary": f"to refund {n}",
+        }
+        return [merchant, call(base, "POST", "/wallet/charge", body, merchant)["operation"]]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        return list(pool.map(charge, range(REFUNDABLE_CHARGES)))
+
+
 def write_lua_data(data: dict, path: Path) -> None:
     def lua(value):
         if isinstance(value, str):
             return json.dumps(value)
+        if isinstance(value, int):
+            return str(value)
         if isinstance(value, list):
             return "{" + ",".join(lua(item) for item in value) + "}"
         if isinstance(value, dict):
             return "{" + ",".join(f"[{json.dumps(key)}]={lua(item)}" for key, item in value.items()) + "}"
         raise TypeError(value)
 
-    path.write_text("return " + lua({k: data[k] for k in ("merchants", "sources", "owned", "history")}) + "\n")
+    keys = ("merchants", "merchant_wallets", "sources", "owned", "history", "refundable")
+    path.write_text("return " + lua({k: data[k] for k in keys}) + "\n")
 
 
 # --- Load generators ------------------------------------------------------------------------------
@@ -496,12 +538,6 @@ def run_pgbench(ranges: dict, hot: bool, duration: int) -> dict:
 # --- The run --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
@@ -548,7 +584,7 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
 
 
 def count_workers(make_pid: int) -> int:
-    """gunicorn's worker processes: the children of the master, itself the child of `make run`."""
+    """The server's worker processes: the children of its main process, itself the child of `make run`."""
     parents = {pid: stat[0] for pid in all_pids() if (stat := proc_stat(pid))}
     masters = [pid for pid, ppid in parents.items() if ppid == make_pid]
     return sum(1 for ppid in parents.values() if ppid in masters)
@@ -587,6 +623,12 @@ def main() -> int:
         load_history(data, sink)
         say(f"  loaded in {time.monotonic() - began:.0f} s")
         ranges = create_pgbench_wallets("client0@bench.example.com")
+        data["refundable"] = []
+        if "refund" in SELECTED:
+            say(f"making {REFUNDABLE_CHARGES} charges of 100.00 through the API, for the refund scenario")
+            began = time.monotonic()
+            data["refundable"] = make_refundable_charges(base, data)
+            say(f"  made in {time.monotonic() - began:.0f} s")
         data_file = WORK / "data.lua"
         write_lua_data(data, data_file)
         check = money_check()
@@ -639,9 +681,10 @@ def main() -> int:
             "wrk_connections": CONNECTIONS,
             "wrk_threads": 2,
             "pgbench_clients": PGBENCH_CLIENTS,
+            # The key keeps its name so that earlier runs' files read the same; "server" says which.
             "gunicorn_workers": workers,
+            "server": "granian",
             "workers_env": os.environ.get("WALLET_SERVICE_WORKERS") or "default (2 x CPUs + 1)",
-            "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
             "merchants": MERCHANTS,
             "charged_wallets": CLIENTS * WALLETS_PER_CLIENT,
             "short": DURATION < 30,

@@ -2,7 +2,12 @@
 --   <data file written by run.py> <scenario name>
 -- Every request is built here: charges and deposits get a unique summary each (no two bodies alike),
 -- the wallet and, for charges, the merchant are drawn at random per request. No Idempotency-Key is
--- sent. Non-2xx answers are counted per thread (wrk itself only counts status >= 400) and the first
+-- sent.
+-- hold_capture: each thread places holds (0.02 of a random client wallet by a random merchant, expiring
+-- in 10 minutes) and, as each hold's 201 arrives, its next request captures 0.01 of it (final: the rest is
+-- released). So about half the requests are holds and half captures: a pair is two requests.
+-- refund: a merchant refunds 0.01 of one of its charges of 100.00 made during the set-up.
+-- Non-2xx answers are counted per thread (wrk itself only counts status >= 400) and the first
 -- one is kept for the report. done() prints one line "BENCH_JSON {...}" that run.py parses.
 
 local threads = {}
@@ -23,6 +28,11 @@ function init(args)
    if scenario == "history_" .. (args[3] or "") then
       history = data.history[args[3]]
    end
+   merchant_of_wallet = {}
+   for index, wallet in ipairs(data.merchant_wallets) do
+      merchant_of_wallet[wallet] = data.merchants[index]
+   end
+   to_capture = {}  -- holds placed by this thread whose 201 arrived: {hold id, merchant key}, oldest first
 end
 
 local function pick(list)
@@ -50,6 +60,18 @@ function request()
    elseif scenario == "info" then
       local wallet = pick(data.owned)
       return get("/wallet/info/" .. wallet[2], wallet[1])
+   elseif scenario == "hold_capture" then
+      local next_hold = table.remove(to_capture, 1)
+      if next_hold ~= nil then
+         return post("/wallet/hold/" .. next_hold[1] .. "/capture", next_hold[2], '{"amount":"0.01","final":true}')
+      end
+      local body = string.format('{"wallet":"%s","amount":"0.02","summary":"bench %d-%d","expires_in":600}',
+         pick(data.sources), thread_id, counter)
+      return post("/wallet/hold", pick(data.merchants), body)
+   elseif scenario == "refund" then
+      local charge = pick(data.refundable)
+      local body = string.format('{"operation":%d,"amount":"0.01","summary":"bench %d-%d"}', charge[2], thread_id, counter)
+      return post("/wallet/refund", charge[1], body)
    elseif history ~= nil then
       return get("/wallet/history/" .. history[2], history[1])
    end
@@ -57,6 +79,13 @@ function request()
 end
 
 function response(status, headers, body)
+   if status == 201 and scenario == "hold_capture" then
+      local hold = string.match(body, '"hold":"([^"]+)"')
+      local merchant = merchant_of_wallet[string.match(body, '"merchant_wallet":"([^"]+)"')]
+      if hold ~= nil and merchant ~= nil then
+         table.insert(to_capture, { hold, merchant })
+      end
+   end
    if status < 200 or status > 299 then
       non2xx = non2xx + 1
       if first_error == "" then

@@ -216,7 +216,7 @@ podman run --rm --no-healthcheck "${confined[@]}" "${app_env[@]}" "${production_
     fail "check --deploy: $(cat "$STATE/check-deploy.log")"
 if podman run --rm --no-healthcheck "${confined[@]}" "${app_env[@]}" --env WALLET_SERVICE_WORKERS=0 \
     "$IMAGE" >"$STATE/bad-config.log" 2>&1; then
-    fail "gunicorn started with WALLET_SERVICE_WORKERS=0"
+    fail "the server started with WALLET_SERVICE_WORKERS=0"
 fi
 grep -q 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log" || fail "$(cat "$STATE/bad-config.log")"
 passed "check --deploy: $(tail -n 1 "$STATE/check-deploy.log"); $(grep -m1 'WALLET_SERVICE_WORKERS' "$STATE/bad-config.log")"
@@ -236,7 +236,7 @@ python3 deploy/smoke.py "http://127.0.0.1:$WEB_PORT" --metrics-token "$METRICS_T
     fail "smoke test"
 }
 podman healthcheck run wallet-deploy-check-web || fail "the container's HEALTHCHECK says unhealthy"
-# The container's output is JSON lines (gunicorn's and the service's), requests logged with their id.
+# The container's output is JSON lines (granian's and the service's), requests logged with their id.
 podman logs wallet-deploy-check-web >"$STATE/web.log" 2>&1
 python3 - "$STATE/web.log" <<'PY' || fail "the container's log is not JSON lines with request ids"
 import json
@@ -248,8 +248,8 @@ assert requests, "no request line with a request_id"
 print(f"    {len(records)} log lines, all JSON; {len(requests)} request lines with a request_id")
 PY
 uid=$(podman exec wallet-deploy-check-web id -u)
-[[ "$uid" == 10001 ]] || fail "gunicorn runs as uid $uid"
-passed "HTTP session as the contract says; JSON logs; HEALTHCHECK healthy; gunicorn runs as uid $uid on a read-only root"
+[[ "$uid" == 10001 ]] || fail "the server runs as uid $uid"
+passed "HTTP session as the contract says; JSON logs; HEALTHCHECK healthy; the server runs as uid $uid on a read-only root"
 
 step "Health: with its database unreachable the service answers /status 503 and the HEALTHCHECK fails"
 DOWN_PORT=$(free_port)

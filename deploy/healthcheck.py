@@ -1,4 +1,4 @@
-"""Container health check: GET /status from the gunicorn inside this container; exit 0 only on 200.
+"""Container health check: GET /status from the server inside this container; exit 0 only on 200.
 
 Run by the image's HEALTHCHECK. It asks with a Host the service accepts (the first entry of
 WALLET_SERVICE_ALLOWED_HOSTS) and says the request came over HTTPS, so that neither a host check nor

@@ -9,7 +9,8 @@ its money:
    before answers with its stored response (``Idempotent-Replayed: true``) or 422 when the
    method, path or body differ; a key whose first request is still running waits for it;
 2. the view runs as usual, inside the transaction;
-3. an executed outcome — a 2xx, or the 402 of a recorded failed charge — is stored with the key
+3. an executed outcome — a 2xx, or the 402 of a recorded failed charge or hold (its problem names
+   the recorded ``operation``; a refund's 402 records nothing) — is stored with the key
    and committed with the money; any other answer rolls the transaction back and stores nothing,
    so the client may retry with the same key.
 """
@@ -31,12 +32,16 @@ from wallet_service.api.exceptions import database_problem
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
-# Answers that record an executed request. A 402 is a failed charge written to the ledger.
+# Answers that record an executed request: a 402 when it names the failed charge or hold written to
+# the ledger. A refund's 402 names none: nothing was recorded, so nothing is stored either.
 STORED_STATUSES = frozenset({402})
 
 
-def is_executed(status_code: int) -> bool:
-    return 200 <= status_code < 300 or status_code in STORED_STATUSES
+def is_executed(response) -> bool:
+    if 200 <= response.status_code < 300:
+        return True
+    data = getattr(response, "data", None)
+    return response.status_code in STORED_STATUSES and isinstance(data, dict) and data.get("operation") is not None
 
 
 class _Replay(Exception):
@@ -61,7 +66,7 @@ class IdempotentApiMixin:
         try:
             with transaction.atomic():
                 response = super().dispatch(request, *args, **kwargs)
-                if not is_executed(response.status_code):
+                if not is_executed(response):
                     # Refused before execution, or failed: nothing is stored and nothing moved.
                     transaction.set_rollback(True)
                 elif self.idempotency_claim_id is not None:

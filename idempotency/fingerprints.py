@@ -14,7 +14,8 @@ from decimal import Decimal, InvalidOperation
 
 
 def canonical_path(path: str) -> str:
-    return path.rstrip("/") or "/"
+    # A NUL (a %00 in the URL) cannot be stored in PostgreSQL's text: it is kept as it was sent, %00.
+    return path.rstrip("/").replace("\x00", "%00") or "/"
 
 
 def _canonical_number(number: Decimal) -> str:

@@ -59,6 +59,7 @@ class Config:
     allowed_origins: tuple[str, ...]
     auth_token_expiration: timedelta
     max_wallets_by_client: int
+    refused_attempts_per_hour: int
     workers: int
     auth_throttle_rate: ThrottleRate | None
     num_proxies: int
@@ -313,6 +314,11 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         auth_token_expiration=parse_token_expiration(_get(env, "WALLET_SERVICE_AUTH_TOKEN_EXPIRATION")),
         max_wallets_by_client=parse_non_negative_int(
             "WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", _get(env, "WALLET_SERVICE_MAX_WALLETS_BY_CLIENT"), default=0
+        ),
+        refused_attempts_per_hour=parse_non_negative_int(
+            "WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR",
+            _get(env, "WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR"),
+            default=10,
         ),
         workers=parse_workers(_get(env, "WALLET_SERVICE_WORKERS")),
         auth_throttle_rate=parse_throttle_rate(_get(env, "WALLET_SERVICE_AUTH_THROTTLE_RATE")),

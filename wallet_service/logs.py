@@ -21,6 +21,9 @@ from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 # "Root=1-abc-def"); anything else, or anything longer, is replaced by a fresh id.
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:=+/@-]{1,128}")
 
+# Not django-guid or django-log-request-id: neither can keep only a plausible incoming id (django-guid takes a
+# UUID or anything; django-log-request-id anything, of any length), and django-guid added about 50 us of CPU
+# per request (a /status request costs about 530 us) where this module's part is 1 to 3 us.
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 

@@ -133,6 +133,8 @@ REST_KNOX = {
 # the database, so every gunicorn worker and every container behind the same database shares the counters.
 WALLET_SERVICE_AUTH_THROTTLE_RATE = CONFIG.auth_throttle_rate
 WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = CONFIG.max_wallets_by_client
+# Charges and holds one company may have refused for insufficient funds on one wallet per hour.
+WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR = CONFIG.refused_attempts_per_hour
 
 PHONENUMBER_DEFAULT_REGION = None
 PHONENUMBER_DB_FORMAT = "E164"
@@ -160,9 +162,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Wallets and payments over JSON. Clients sign up, open wallets identified by unguessable tokens, "
         "top them up and read their history; companies open one wallet and charge other wallets by token.\n\n"
-        "- Authenticate with `Authorization: Token <key>` (the key from signup or login).\n"
-        '- Amounts: a string (`"12.50"`) or a JSON number (`12.5`) with at most two decimals, greater '
-        "than zero and at most `1000000000.00`. Balances and amounts come back as strings with two decimals.\n"
+        "- Authenticate with `Authorization: Token <key>` (the key from signup or login): `Token`, not "
+        "`Bearer` (see the `tokenAuth` scheme for generated clients).\n"
+        '- Amounts: send a string (`"12.50"`), exact whatever the client\'s number types; a JSON number '
+        "(`12.5`) is accepted too. At most two decimals, greater than zero and at most `1000000000.00`. "
+        "Balances and amounts come back as strings with two decimals.\n"
         "- Dates are ISO 8601 in UTC (`2021-04-11T11:05:13.591091Z`). Strings may not contain NUL (U+0000).\n"
         "- Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`; "
         "`GET /problems/{code}` describes each one. When several apply: 401, 429, the idempotency answers, "
@@ -170,7 +174,8 @@ SPECTACULAR_SETTINGS = {
         "- Every path also answers with a trailing slash (`/wallet/list/`), for every method, with no redirect.\n"
         "- Any method an operation does not list gets 405 `method_not_allowed` (on an operation that takes an "
         "`Idempotency-Key`, 422 first when the key named another request); a body over 64 KiB gets 413, "
-        "a body that is not JSON 415."
+        "a body that is not JSON 415.\n"
+        "- Every response carries `X-Request-ID`; send your own to find the request in the service's logs."
     ),
     "SERVE_INCLUDE_SCHEMA": False,
     # /schema and /docs are public and never look at a key (a stale one must not make them 401).

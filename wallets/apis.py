@@ -285,6 +285,7 @@ class WalletHoldCaptureApi(IdempotentApiMixin, APIView):
         serializer = HoldCaptureInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        selectors.check_hold_id(hold_id)
         hold = services.hold_capture(
             merchant=request.user, hold_id=hold_id, amount=data.get("amount"), final=data["final"]
         )
@@ -296,6 +297,7 @@ class WalletHoldVoidApi(IdempotentApiMixin, APIView):
 
     def post(self, request, hold_id: str):
         EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
+        selectors.check_hold_id(hold_id)
         hold = services.hold_void(merchant=request.user, hold_id=hold_id)
         return Response(hold_item(hold, reader_id=request.user.pk))
 
@@ -336,4 +338,40 @@ class WalletRefundApi(IdempotentApiMixin, APIView):
                 "refunded": format_money(result.refunded),
                 **wallet_body(result.merchant_wallet),
             }
+        )
+
+
+BULK_MAX_CHARGES = 1000
+
+
+class BulkChargeInputSerializer(serializers.Serializer):
+    charges = MoneyMovementInputSerializer(many=True, allow_empty=False, max_length=BULK_MAX_CHARGES)
+
+
+def outcome_body(outcome: services.ChargeOutcome) -> dict:
+    body = {"status": outcome.status}
+    if outcome.code is not None:
+        body["code"] = outcome.code
+    if outcome.operation is not None:
+        body["operation"] = outcome.operation
+    return body
+
+
+class WalletChargeManyApi(IdempotentApiMixin, APIView):
+    """Up to 1,000 charges validated whole, then run in order in one transaction; each item's outcome."""
+
+    permission_classes = (IsAuthenticated, IsCompany)
+
+    def post(self, request):
+        serializer = BulkChargeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.wallet_charge_many(
+            merchant=request.user,
+            charges=[
+                services.ChargeRequest(item["wallet"], item["amount"], item["summary"])
+                for item in serializer.validated_data["charges"]
+            ],
+        )
+        return Response(
+            {**wallet_body(result.merchant_wallet), "results": [outcome_body(outcome) for outcome in result.outcomes]}
         )

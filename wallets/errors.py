@@ -77,3 +77,21 @@ class AmountAboveRefundable(FieldError):
             else "Nothing is left to refund of this operation."
         )
         super().__init__("amount", message)
+
+
+class TooManyRefusedAttempts(ServiceError):
+    """A company's charges or holds on one wallet were refused for insufficient funds too often lately.
+
+    Without this, a company that knows a wallet's token could fill its history with failed charges, or
+    find its balance by bisection (each refused attempt says "less than this"). Nothing is recorded.
+    """
+
+    code = "throttled"
+    default_detail = (
+        "Too many charges or holds on this wallet were refused for insufficient funds in the last hour; "
+        "try again later."
+    )
+
+    def __init__(self, retry_after: int):
+        self.headers = {"Retry-After": str(retry_after)}
+        super().__init__()

@@ -4,8 +4,7 @@ The services call ``record_*`` inside their transaction; the counters move only 
 transaction commits (``transaction.on_commit``), so a deposit or charge that is rolled back is
 never counted, and a failed charge is counted once its record is committed. Amounts are exported
 as floats: fine for dashboards and rates, never for accounting (the ledger is the record).
-Under gunicorn, prometheus_client's multiprocess mode adds up every worker's counters
-(gunicorn.conf.py).
+prometheus_client's multiprocess mode adds up every server worker's counters (wallet_service/serve.py).
 """
 
 from __future__ import annotations
@@ -50,4 +49,15 @@ def record_charge(*, amount: Decimal, success: bool) -> None:
             charges.labels(outcome=INSUFFICIENT_FUNDS).inc()
 
     # robust: a metrics failure after the money has moved must never turn the answer into a 500.
+    transaction.on_commit(count, robust=True)
+
+
+def record_charges(*, succeeded: int, failed: int, amount: Decimal) -> None:
+    """Count a bulk charge's items (and the money its successful ones moved) when the transaction commits."""
+
+    def count() -> None:
+        charges.labels(outcome=SUCCEEDED).inc(succeeded)
+        charges.labels(outcome=INSUFFICIENT_FUNDS).inc(failed)
+        charged_amount.inc(float(amount))
+
     transaction.on_commit(count, robust=True)

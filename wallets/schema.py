@@ -365,3 +365,48 @@ class WalletRefundSchema(OpenApiViewExtension):
                 ),
             ),
         )
+
+
+class ChargeResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[200, 402, 404, 400], help_text="What the charge would have answered alone."
+    )
+    code = serializers.ChoiceField(
+        choices=["insufficient_funds", "not_found", "same_wallet"], required=False, help_text="Absent for a 200."
+    )
+    operation = serializers.IntegerField(
+        required=False, help_text="The recorded operation (a 200's charge, a 402's failed charge)."
+    )
+
+
+class BulkChargeOutputSerializer(WalletOutputSerializer):
+    results = ChargeResultSerializer(many=True, help_text="Item i's outcome, in the request's order.")
+
+
+class WalletChargeManySchema(OpenApiViewExtension):
+    target_class = apis.WalletChargeManyApi
+
+    def view_replacement(self):
+        return document(
+            self.target_class,
+            summary="Charge many wallets at once (companies)",
+            description="1 to 1000 charges, each shaped as a `/wallet/charge` body. The whole body is validated "
+            "first (errors named `charges.<index>.<field>`; nothing runs). Then every item is a charge as if sent "
+            "alone, in order (items charging the same wallet see each other's effects), all in one transaction: "
+            "after a crash either every item's outcome is in the ledger or none is. An `Idempotency-Key` replays "
+            "the whole answer.",
+            tags=TAGS,
+            request=apis.BulkChargeInputSerializer,
+            responses={
+                200: OpenApiResponse(BulkChargeOutputSerializer, description="The company's wallet and each outcome.")
+            },
+            problems=("permission_denied", "merchant_wallet_missing", *IDEMPOTENCY_PROBLEMS),
+            parameters=(IDEMPOTENCY_KEY, idempotent_replayed(200)),
+            examples=(
+                OpenApiExample(
+                    "A month's subscriptions",
+                    {"charges": [{"wallet": "<a wallet token>", "amount": "9.99", "summary": "May subscription"}]},
+                    request_only=True,
+                ),
+            ),
+        )

@@ -18,6 +18,14 @@ from wallets.models import Wallet
 
 # Wallet tokens are URL-safe base64 (see models.new_wallet_token); nothing else can name a wallet.
 WALLET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Hold ids likewise (models.new_hold_id); anything else (a NUL byte included) is not found.
+HOLD_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_hold_id(hold_id: str) -> None:
+    """HoldNotFound for what cannot be a hold id, before it reaches the database."""
+    if not HOLD_ID_RE.fullmatch(hold_id):
+        raise HoldNotFound()
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,7 @@ def hold_get(*, merchant: User, hold_id: str, using: str) -> HoldRow:
     """``merchant``'s hold ``hold_id`` with both wallets' tokens and owners, and whether it has
     expired by the database's clock (a pending hold past ``expires_at`` is expired whether or not
     the expiry job has run); HoldNotFound for a hold placed by anyone else."""
+    check_hold_id(hold_id)
     with connections[using].cursor() as cursor:
         cursor.execute(sql.HOLD_ROW + " WHERE h.public_id = %s AND m.owner_id = %s", [hold_id, merchant.pk])
         row = cursor.fetchone()

@@ -40,6 +40,7 @@ from wallets.errors import (
     NotRefundable,
     OperationNotFound,
     SameWallet,
+    TooManyRefusedAttempts,
     WalletLimitReached,
     WalletNotFound,
 )
@@ -305,8 +306,35 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
         return operation
 
 
+REFUSED_ATTEMPTS_WINDOW = timedelta(hours=1)
+
+
+def _check_refused_attempts(debit: Debit) -> None:
+    """TooManyRefusedAttempts when the company's charges and holds on this wallet were refused
+    ``WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR`` times within the last hour (0: no limit). Read only on
+    the way to a refusal: a charge that succeeds pays nothing for it."""
+    limit = settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR
+    if not limit:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.REFUSED_ATTEMPTS,
+            {
+                "wallet": debit.wallet_id,
+                "merchant_wallet": debit.merchant_wallet_id,
+                "window": REFUSED_ATTEMPTS_WINDOW,
+                "offset": limit - 1,
+            },
+        )
+        found = cursor.fetchone()
+    if found is not None:
+        raise TooManyRefusedAttempts(retry_after=max(1, found[0]))
+
+
 def _record_refused(*, kind: str, debit: Debit, amount: Decimal, summary: str) -> Operation:
-    """Record a charge or hold refused for insufficient funds (it moves nothing), with its events."""
+    """Record a charge or hold refused for insufficient funds (it moves nothing), with its events;
+    TooManyRefusedAttempts instead, recording nothing, past the company's limit on this wallet."""
+    _check_refused_attempts(debit)
     return _record(
         kind,
         source=debit.wallet,
@@ -588,3 +616,133 @@ def wallet_refund(
             refund_of_id=original.pk,
         )
     return RefundResult(refund, refunded + amount, merchant_wallet)
+
+
+class ChargeRequest(NamedTuple):
+    wallet_token: str
+    amount: Decimal
+    summary: str
+
+
+class ChargeOutcome(NamedTuple):
+    """One item of a bulk charge: ``status`` 200, 402 (with ``operation``), 404 or 400 (same_wallet)."""
+
+    status: int
+    code: str | None = None
+    operation: int | None = None
+
+
+class BulkResult(NamedTuple):
+    outcomes: list[ChargeOutcome]
+    merchant_wallet: Wallet  # with current_balance and held
+
+
+def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkResult:
+    """Run ``charges`` in order, each as ``wallet_charge`` would alone, in ONE transaction.
+
+    Set-based: the charged wallets are locked in one statement (in id order, so crossing batches
+    cannot deadlock), their money read and pending credits folded in one, the debits, the operations
+    with their events, and the company's credit written with one statement each: a batch costs the
+    same round trips whatever its size. Items that charge the same wallet see each other's effects
+    in order. A refused item (402) is recorded as a failed charge, like a lone one; a wallet that does
+    not exist (404) or the company's own (400 same_wallet) leaves no trace. MerchantWalletMissing
+    refuses the whole batch. After a crash, either every item's outcome is in the ledger or none is.
+    """
+    if merchant.kind != User.Kind.COMPANY:
+        raise NotAMerchant()
+    with transaction.atomic(), connection.cursor() as cursor:
+        tokens = list(dict.fromkeys(charge.wallet_token for charge in charges))
+        # Lock the charged wallets: charges racing for their money check and take it one after the other.
+        cursor.execute(sql.BULK_LOCK, {"merchant": merchant.pk, "tokens": tokens})
+        merchant_wallet, locked = None, {}
+        for role, wallet_id, token, owner_id in cursor.fetchall():
+            if role == "merchant":
+                merchant_wallet = Wallet(pk=wallet_id, token=token, owner_id=merchant.pk)
+            else:
+                locked[token] = [wallet_id, owner_id]
+        if merchant_wallet is None:
+            raise MerchantWalletMissing()
+        if locked:
+            cursor.execute(sql.BULK_MONEY, {"ids": [wallet_id for wallet_id, _ in locked.values()]})
+            money = {wallet_id: [balance - held, balance, company] for wallet_id, balance, held, company in cursor}
+        merchant_party = Party(merchant_wallet.token, merchant.pk, _company_name(merchant))
+        outcomes: list[ChargeOutcome | None] = []
+        recorded = []  # (item index, wallet id, owner id, company, success)
+        for index, charge in enumerate(charges):
+            if charge.wallet_token == merchant_wallet.token:
+                outcomes.append(ChargeOutcome(400, "same_wallet"))
+                continue
+            if charge.wallet_token not in locked:
+                outcomes.append(ChargeOutcome(404, "not_found"))
+                continue
+            wallet_id, owner_id = locked[charge.wallet_token]
+            state = money[wallet_id]
+            success = state[0] >= charge.amount
+            if success:  # later items of the same wallet see this one's effect
+                state[0] -= charge.amount
+                state[1] -= charge.amount
+            recorded.append((index, wallet_id, owner_id, state[2], success))
+            outcomes.append(None)
+        total = sum((charges[index].amount for index, *_, success in recorded if success), Decimal("0.00"))
+        if recorded:
+            cursor.execute(sql.NEXT_OPERATION_IDS, [len(recorded)])
+            ids = [operation_id for (operation_id,) in cursor.fetchall()]
+            debited = {wallet_id: money[wallet_id][1] for _, wallet_id, *_, success in recorded if success}
+            if debited:
+                cursor.execute(sql.BULK_SET_BALANCES, {"ids": list(debited), "balances": list(debited.values())})
+            events = []
+            for operation_id, (index, _wallet, owner_id, company, success) in zip(ids, recorded, strict=True):
+                charge = charges[index]
+                outcomes[index] = (
+                    ChargeOutcome(200, None, operation_id)
+                    if success
+                    else ChargeOutcome(402, "insufficient_funds", operation_id)
+                )
+                row = OperationRow(
+                    operation_id, Operation.Kind.CHARGE, charge.amount, charge.summary, success, EPOCH,
+                    charge.wallet_token, merchant_wallet.token, owner_id, merchant.pk, company,
+                    merchant_party.company, None, None,
+                )  # fmt: skip
+                event_type = "charge.succeeded" if success else "charge.failed"
+                for owner in dict.fromkeys((owner_id, merchant.pk)):
+                    data = operation_item(row, reader_id=owner)
+                    del data["date"]  # the statement writes the operation's own
+                    events.append(
+                        {
+                            "public_id": new_event_id(),
+                            "owner_id": owner,
+                            "type": event_type,
+                            "data": data,
+                            "op": operation_id,
+                        }
+                    )
+            cursor.execute(
+                sql.BULK_INSERT_OPERATIONS,
+                {
+                    "target": merchant_wallet.pk,
+                    "ids": ids,
+                    "sources": [wallet_id for _, wallet_id, *_ in recorded],
+                    "amounts": [charges[index].amount for index, *_ in recorded],
+                    "summaries": [charges[index].summary for index, *_ in recorded],
+                    "successes": [success for *_, success in recorded],
+                    "events": json.dumps(events),
+                },
+            )
+            succeeded = sum(success for *_, success in recorded)
+            metrics.record_charges(succeeded=succeeded, failed=len(recorded) - succeeded, amount=total)
+        if total:
+            merchant_wallet.current_balance, merchant_wallet.held = _credit_without_waiting(
+                merchant_wallet.pk, total, over_max=f"The charges would take your balance over {MAX_BALANCE}."
+            )
+        else:
+            cursor.execute(sql.OWNED_WALLETS + " AND w.id = %s", [merchant.pk, merchant_wallet.pk])
+            row = cursor.fetchone()
+            merchant_wallet.current_balance, merchant_wallet.held = row[5], row[6]
+    return BulkResult(outcomes, merchant_wallet)
+
+
+def _company_name(user: User) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT name FROM {sql.COMPANIES} WHERE user_id = %s", [user.pk])
+        found = cursor.fetchone()
+    return found[0] if found else None

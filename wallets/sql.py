@@ -163,3 +163,71 @@ WITH op AS (
 )
 SELECT id, created_at FROM op
 """
+
+# Bulk charges (wallets.services.wallet_charge_many). Each statement handles the whole batch, so a
+# batch of 1,000 costs the same round trips as a batch of 1. Not the ORM: array parameters (unnest),
+# locks in one ordered statement, and data-modifying CTEs.
+
+# Lock every charged wallet, in id order (so two batches crossing the same wallets cannot deadlock),
+# except the company's own (a charge of it is refused as same_wallet, and the company's wallet is
+# credited without waiting); and find the company's wallet, unlocked.
+BULK_LOCK = f"""
+WITH merchant AS (SELECT id, token FROM {WALLETS} WHERE owner_id = %(merchant)s ORDER BY id LIMIT 1),
+     locked AS (SELECT w.id, w.token, w.owner_id FROM {WALLETS} w
+                 WHERE w.token = ANY(%(tokens)s) AND w.id NOT IN (SELECT id FROM merchant)
+                 ORDER BY w.id FOR NO KEY UPDATE OF w)
+SELECT 'merchant', id, token, NULL FROM merchant
+UNION ALL
+SELECT 'charged', id, token, owner_id FROM locked
+"""
+
+# Under those locks, in a statement of its own (so its snapshot is taken after them): fold each
+# wallet's pending credits into its balance and read its money, held amount and owner's company.
+BULK_MONEY = f"""
+WITH folded AS (DELETE FROM {PENDING} WHERE wallet_id = ANY(%(ids)s) RETURNING wallet_id, amount),
+     sums AS (SELECT wallet_id, SUM(amount) AS total FROM folded GROUP BY wallet_id),
+     credited AS (UPDATE {WALLETS} w SET balance = w.balance + s.total FROM sums s WHERE w.id = s.wallet_id
+                  RETURNING w.id, w.balance)
+SELECT w.id, COALESCE(c.balance, w.balance), {held("w.id")}, co.name
+  FROM {WALLETS} w LEFT JOIN credited c ON c.id = w.id LEFT JOIN {COMPANIES} co ON co.user_id = w.owner_id
+ WHERE w.id = ANY(%(ids)s)
+"""
+
+# Ids for the batch's operations, taken up front so that each item knows its own (results, events).
+NEXT_OPERATION_IDS = (
+    f"SELECT nextval(pg_get_serial_sequence('{OPERATIONS}', 'id')) FROM generate_series(1, %s) ORDER BY 1"
+)
+
+# The debited wallets' new balances, in one statement.
+BULK_SET_BALANCES = f"""
+UPDATE {WALLETS} w SET balance = v.balance FROM unnest(%(ids)s::bigint[], %(balances)s::numeric[]) AS v(id, balance)
+ WHERE w.id = v.id
+"""
+
+# The batch's operations and their events, in one statement; each event's date is its operation's.
+BULK_INSERT_OPERATIONS = f"""
+WITH op AS (
+    INSERT INTO {OPERATIONS} (id, kind, source_id, target_id, amount, summary, success)
+    SELECT v.id, 'charge', v.source, %(target)s, v.amount, v.summary, v.success
+      FROM unnest(%(ids)s::bigint[], %(sources)s::bigint[], %(amounts)s::numeric[], %(summaries)s::text[],
+                  %(successes)s::boolean[]) AS v(id, source, amount, summary, success)
+    RETURNING id, created_at
+)
+INSERT INTO {EVENTS} (public_id, owner_id, type, data)
+SELECT e.public_id, e.owner_id, e.type,
+       e.data || jsonb_build_object('date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+  FROM jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb, op bigint)
+  JOIN op ON op.id = e.op
+"""
+
+# The refused attempts (failed charges and holds) of one company's wallet on one wallet within the
+# window, newest first: the ``limit``-th one, if there is one, and when it leaves the window. A range of
+# the source history index, read only when an attempt is about to be refused.
+REFUSED_ATTEMPTS = f"""
+SELECT CEIL(EXTRACT(EPOCH FROM created_at + %(window)s - statement_timestamp()))::int
+  FROM {OPERATIONS}
+ WHERE source_id = %(wallet)s AND target_id = %(merchant_wallet)s AND NOT success
+   AND created_at > statement_timestamp() - %(window)s
+ ORDER BY created_at DESC, id DESC
+OFFSET %(offset)s LIMIT 1
+"""

@@ -7,6 +7,7 @@ urlpatterns = [
     endpoint("wallet/create", apis.WalletCreateApi.as_view(), name="wallet-create"),
     endpoint("wallet/deposit", apis.WalletDepositApi.as_view(), name="wallet-deposit"),
     endpoint("wallet/charge", apis.WalletChargeApi.as_view(), name="wallet-charge"),
+    endpoint("wallet/charges", apis.WalletChargeManyApi.as_view(), name="wallet-charges"),
     endpoint("wallet/list", apis.WalletListApi.as_view(), name="wallet-list"),
     endpoint(f"wallet/info/{WALLET_TOKEN_PATTERN}", apis.WalletInfoApi.as_view(), name="wallet-info"),
     endpoint(f"wallet/history/{WALLET_TOKEN_PATTERN}", apis.WalletHistoryApi.as_view(), name="wallet-history"),

@@ -29,11 +29,6 @@ def wallet(client_api):
     return WalletFactory(owner=client_api.user)
 
 
-@pytest.fixture
-def merchant_wallet(company_api):
-    return WalletFactory(owner=company_api.user)
-
-
 def balance(wallet) -> Decimal:
     wallet.refresh_from_db()
     return wallet.balance

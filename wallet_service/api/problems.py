@@ -88,6 +88,12 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "Idempotency key in use",
             "A request with this Idempotency-Key is still being processed; retry later.",
         ),
+        ProblemType(
+            "request_timeout",
+            408,
+            "Request timeout",
+            "The request body did not arrive in time; the connection is closed. Send it again.",
+        ),
         ProblemType("payload_too_large", 413, "Payload too large", "The request body is larger than the API accepts."),
         ProblemType(
             "unsupported_media_type",

@@ -6,7 +6,11 @@ plain) through ``document()``. This module holds the rest, derived from the code
 - one component per problem type of ``PROBLEM_TYPES``, with its ``code``, ``type``, ``title``
   and ``status`` as constants, so a client can branch on ``code`` from the schema alone;
 - the problem responses a view gets from its own configuration: 401 when it requires a key, 429
-  when it is throttled, 400/413/415 when it reads a JSON body, 503 when it uses the database;
+  when it is throttled, 400/413/415 when it reads a JSON body, 503 when it uses the database, and
+  500 everywhere; a status with several problem types is a ``oneOf`` with a ``discriminator`` on
+  ``code``, so a generated client picks the right type; 405 is a components response (it answers a
+  method no operation lists);
+- ``X-Request-ID``: an optional request header and a response header of every operation;
 - the ``Authorization: Token <key>`` scheme and the amount field (string or number, > 0, at most
   two decimals, at most ``MAX_AMOUNT``), with ``Decimal`` limits so the schema says exactly what
   the server accepts;
@@ -31,6 +35,7 @@ from rest_framework.permissions import IsAuthenticated
 from wallet_service.api.fields import MAX_AMOUNT, MONEY_QUANTUM
 from wallet_service.api.pagination import PAGE_DEFAULT_LIMIT, PAGE_MAX_LIMIT
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
+from wallet_service.logs import REQUEST_ID_RE
 
 # A positive amount with at most two decimals, up to MAX_AMOUNT (1000000000.00), as the contract
 # writes it: digits, optionally a point and one or two digits, leading zeros allowed.
@@ -94,6 +99,27 @@ def next_link_header(kept: tuple[str, ...], parameter: str = "cursor") -> OpenAp
     )
 
 
+# Any value is taken (an implausible one is replaced, never refused), so the request header has no pattern;
+# the response header always matches REQUEST_ID_RE.
+REQUEST_ID = OpenApiParameter(
+    "X-Request-ID",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Your id for this request, to find it in the service's logs: kept when it is 1 to 128 letters, digits "
+        "and `._:=+/@-` (a UUID, a proxy's trace id), else replaced by a new one. Never refused."
+    ),
+)
+REQUEST_ID_ECHO = OpenApiParameter(
+    "X-Request-ID",
+    {"type": "string", "pattern": f"^{REQUEST_ID_RE.pattern}$"},
+    OpenApiParameter.HEADER,
+    response=True,
+    description="The request's id, carried by every log line about it: the incoming `X-Request-ID` when it "
+    "was kept, else a new one (32 hex digits). Quote it when reporting a problem.",
+)
+
 IDEMPOTENCY_PROBLEMS = ("validation_error", "idempotency_key_in_use", "idempotency_key_reused")
 
 # Headers that come with a problem, by status (RFC 9110 and the contract).
@@ -113,7 +139,8 @@ def problem_component(code: str) -> dict:
     problem = PROBLEM_TYPES[code]
     schema = {
         "type": "object",
-        "title": problem.title,
+        # The component's own name: generated clients name their classes after the title.
+        "title": problem_component_name(code),
         "description": f"`{code}`: {problem.description}",
         "required": ["type", "title", "status", "detail", "code"],
         "properties": {
@@ -150,9 +177,14 @@ def problem_responses(codes) -> dict:
     for status, status_codes in sorted(by_status.items()):
         refs = [{"$ref": f"#/components/schemas/{problem_component_name(code)}"} for code in status_codes]
         description = "\n".join(f"- `{code}`: {PROBLEM_TYPES[code].description}" for code in status_codes)
-        responses[(status, PROBLEM_CONTENT_TYPE)] = OpenApiResponse(
-            response=refs[0] if len(refs) == 1 else {"oneOf": refs}, description=description
-        )
+        if len(refs) == 1:
+            schema = refs[0]
+        else:
+            # Typed clients (openapi-python-client, openapi-generator) pick the type by `code` instead of
+            # trying each in turn.
+            mapping = {code: ref["$ref"] for code, ref in zip(status_codes, refs, strict=True)}
+            schema = {"oneOf": refs, "discriminator": {"propertyName": "code", "mapping": mapping}}
+        responses[(status, PROBLEM_CONTENT_TYPE)] = OpenApiResponse(response=schema, description=description)
     return responses
 
 
@@ -183,8 +215,8 @@ def document(
 ):
     """``view`` subclassed with its schema: its own responses and problems, and those its
     configuration implies (401 if it requires a key, 429 if throttled, 400/413/415 if it reads a
-    body, 503 if it uses the database)."""
-    codes = list(problems)
+    body, 503 if it uses the database), 500, and the ``X-Request-ID`` headers."""
+    codes = [*problems, "server_error"]
     if request is not None:
         codes += ["validation_error", "payload_too_large", "unsupported_media_type"]
     if any(issubclass(permission, IsAuthenticated) for permission in view.permission_classes):
@@ -200,7 +232,7 @@ def document(
         tags=list(tags),
         request=request,
         responses={**responses, **problem_responses(codes)},
-        parameters=[*parameters, *problem_headers(codes)],
+        parameters=[*parameters, REQUEST_ID, REQUEST_ID_ECHO, *problem_headers(codes)],
         examples=list(examples),
     )
     attributes = {"__doc__": view.__doc__, "__module__": view.__module__, "schema_operation_id": operation_id}
@@ -257,7 +289,12 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
             "description": (
                 "`Authorization: Token <key>`, the key returned by signup or login. Keys expire "
                 "(`WALLET_SERVICE_AUTH_TOKEN_EXPIRATION` hours after issue) and end at logout; a missing, "
-                "unknown, logged-out or expired key gets 401 with `WWW-Authenticate: Token`."
+                "unknown, logged-out or expired key gets 401 with `WWW-Authenticate: Token`.\n\n"
+                "The prefix is `Token`, not `Bearer`: a generated client that sends `Bearer <key>` by default "
+                "gets 401. Set its prefix: openapi-python-client "
+                '`AuthenticatedClient(base_url=..., token=key, prefix="Token")`; openapi-generator '
+                '`Configuration(api_key={"tokenAuth": key}, api_key_prefix={"tokenAuth": "Token"})`; '
+                "Swagger UI's *Authorize*: `Token <key>`."
             ),
         }
 
@@ -270,13 +307,16 @@ class AmountFieldSchema(OpenApiSerializerFieldExtension):
             return {"type": "string", "pattern": MONEY_PATTERN, "example": "25.00"}
         return {
             "description": (
-                f"Greater than zero, at most {MAX_AMOUNT}, with at most two decimals: a string "
-                '(`"12.50"`, `"12.5"`, `"12"`; no sign, exponent, spaces or separators) or a JSON number '
-                "taken by its value (`12.5`)."
+                f"Greater than zero, at most {MAX_AMOUNT}, with at most two decimals. **Send a string** "
+                '(`"12.50"`, `"12.5"`, `"12"`; no sign, exponent, spaces or separators): it is exact, and a '
+                "client can build it from a decimal type. A JSON number (`12.5`) is accepted too and taken by "
+                "its value as written, but a client that holds money as a binary float (`0.1 + 0.2`) may send "
+                "`0.30000000000000004`, which is refused for having more than two decimals."
             ),
             "oneOf": [
-                {"type": "string", "pattern": AMOUNT_PATTERN},
+                {"type": "string", "pattern": AMOUNT_PATTERN, "example": "25.00"},
                 {
+                    "description": "Accepted; prefer the string form.",
                     "type": "number",
                     "minimum": Decimal("0"),
                     "exclusiveMinimum": True,
@@ -294,11 +334,48 @@ def canonical_paths(endpoints, **kwargs):
 
 
 def add_problem_components(result, generator, request, public):
-    """Postprocessing hook: a component per problem type (the responses refer to them)."""
+    """Postprocessing hook: a component per problem type (the responses refer to them), and the 405 response,
+    which answers a method that no operation lists, as a component of its own."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     for code in PROBLEM_TYPES:
         schemas[problem_component_name(code)] = problem_component(code)
     result["components"]["schemas"] = dict(sorted(schemas.items()))
+    # X-Request-ID is the same on every operation and response: written once, referred to everywhere.
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            parameters = operation.get("parameters", [])
+            for index, parameter in enumerate(parameters):
+                if parameter.get("in") == "header" and parameter["name"] == REQUEST_ID.name:
+                    parameters[index] = {"$ref": "#/components/parameters/XRequestID"}
+            for response in operation.get("responses", {}).values():
+                if REQUEST_ID_ECHO.name in response.get("headers", {}):
+                    response["headers"][REQUEST_ID_ECHO.name] = {"$ref": "#/components/headers/XRequestID"}
+    result["components"]["parameters"] = {
+        "XRequestID": {
+            "in": "header",
+            "name": REQUEST_ID.name,
+            "required": False,
+            "schema": {"type": "string"},
+            "description": REQUEST_ID.description,
+        }
+    }
+    echo = {"schema": REQUEST_ID_ECHO.type, "description": REQUEST_ID_ECHO.description}
+    result["components"]["headers"] = {"XRequestID": echo}
+    result["components"]["responses"] = {
+        "MethodNotAllowed": {
+            "description": "Any method a path's operations do not list (`DELETE /wallet/charge`). On an "
+            "operation that takes an `Idempotency-Key`, a key that named another request gets 422 first.",
+            "headers": {
+                "Allow": {"schema": {"type": "string"}, "description": "The methods the path serves."},
+                "X-Request-ID": {"$ref": "#/components/headers/XRequestID"},
+            },
+            "content": {
+                PROBLEM_CONTENT_TYPE: {
+                    "schema": {"$ref": f"#/components/schemas/{problem_component_name('method_not_allowed')}"}
+                }
+            },
+        }
+    }
     return result
 
 

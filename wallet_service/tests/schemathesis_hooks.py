@@ -1,7 +1,13 @@
 """schemathesis hooks for wallet_service/tests/test_schemathesis.py (loaded through SCHEMATHESIS_HOOKS).
 
 The test passes who is calling in FUZZ_* environment variables: the Authorization header, kind,
-email and wallet of the identity under test (a client or a company), and the funded client's wallet.
+email and wallet of the identity under test (a client or a company), and the funded client's wallet
+and Authorization header.
+
+As the company, three cases in four of a hold's capture, void or read get a hold of its own, placed
+for the case, and three in four refunds name a charge of its own, made for the case; each sized to the
+generated amount (the client's wallet topped up by that much first), so that these operations are
+exercised through to their 200s — not only the 404 of an unknown id.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ import itertools
 import json
 import os
 import re
-import urllib.request
 import zlib
+from decimal import Decimal, InvalidOperation
 
 import schemathesis
 
-PASSWORD = "s3cure-Passw0rd"
+from deploy.httpcall import send
+
+PASSWORD = "s3cure-Passw0rd"  # the test's accounts' (wallet_service/tests/servers.py signup)
 
 # field -> message prefixes a request valid under the schema may still be refused with (400).
 NOT_IN_THE_SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
@@ -32,6 +40,13 @@ NOT_IN_THE_SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "POST /wallet/deposit": {"amount": ("The deposit would take the balance over",)},
     "POST /wallet/charge": {"amount": ("The charge would take your balance over",)},
+    # Only when the case's amount is not the one its hold or charge was made for (an unparsed amount).
+    "POST /wallet/hold/{hold_id}/capture": {"amount": ("At most what the hold still reserves can be captured",)},
+    "POST /wallet/refund": {
+        "amount": ("At most what is left to refund", "Nothing is left to refund"),
+        "operation": ("Only a successful charge or capture into your wallet can be refunded.",),
+    },
+    "GET /wallet/list": {"cursor": ("This cursor was not issued by this service",)},
     "GET /wallet/history/{token}": {
         "cursor": ("This cursor was not issued by this service",),
         "from": ("'from' must not be later than 'to'.",),
@@ -66,12 +81,9 @@ def picks_a_real_wallet(case) -> bool:
 
 def fresh_key(base_url: str) -> str:
     kind, email = os.environ["FUZZ_KIND"], os.environ["FUZZ_EMAIL"]
-    data = json.dumps({"email": email, "password": PASSWORD}).encode()
-    req = urllib.request.Request(
-        f"{base_url}/{kind}/login", data=data, method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=30) as response:
-        return json.loads(response.read())["token"]
+    status, _, body = send(base_url, "POST", f"/{kind}/login", {"email": email, "password": PASSWORD})
+    assert status == 200, body
+    return json.loads(body)["token"]
 
 
 IDEMPOTENCY_KEY = re.compile(r"[!-~]([ -~]{0,253}[!-~])?")
@@ -94,6 +106,67 @@ def idempotency_key(case) -> None:
         headers["Idempotency-Key"] = key[: 255 - len(suffix)].rstrip() + suffix
 
 
+def call(base_url: str, path: str, body: dict, authorization: str) -> dict:
+    status, _, raw = send(base_url, "POST", path, body, headers={"Authorization": authorization})
+    assert 200 <= status < 300, (path, status, raw)
+    return json.loads(raw)
+
+
+MAX_AMOUNT = Decimal("1000000000.00")
+
+
+def amount_of(body) -> Decimal:
+    """The case's amount when it is a valid one (what the hold or charge made for it is sized to), else 10.00."""
+    value = body.get("amount") if isinstance(body, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return Decimal("10.00")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return Decimal("10.00")
+    if not amount.is_finite() or not 0 < amount <= MAX_AMOUNT or amount != amount.quantize(Decimal("0.01")):
+        return Decimal("10.00")
+    return amount.quantize(Decimal("0.01"))
+
+
+def funded_for(base_url: str, amount: Decimal) -> str:
+    """Deposit ``amount`` into the funded client's wallet, so that a hold or charge of it is covered."""
+    wallet = os.environ["FUZZ_CLIENT_WALLET"]
+    call(
+        base_url, "/wallet/deposit", {"wallet": wallet, "amount": str(amount)}, os.environ["FUZZ_CLIENT_AUTHORIZATION"]
+    )
+    return wallet
+
+
+def own_hold(base_url: str, amount: Decimal) -> str:
+    """A pending hold of the company's on the funded client's wallet, of ``amount``."""
+    wallet = funded_for(base_url, amount)
+    body = {"wallet": wallet, "amount": str(amount), "summary": "fuzz", "expires_in": 3600}
+    return call(base_url, "/wallet/hold", body, os.environ["FUZZ_AUTHORIZATION"])["hold"]
+
+
+def own_charge(base_url: str, amount: Decimal) -> int:
+    """A successful charge of ``amount`` into the company's wallet, to refund."""
+    wallet = funded_for(base_url, amount)
+    body = {"wallet": wallet, "amount": str(amount), "summary": "fuzz"}
+    return call(base_url, "/wallet/charge", body, os.environ["FUZZ_AUTHORIZATION"])["operation"]
+
+
+def company_objects(case) -> None:
+    """Give a company's hold and refund cases a hold or charge of its own (see the module's docstring)."""
+    if os.environ["FUZZ_KIND"] != "company":
+        return
+    base_url = case.operation.base_url.rstrip("/")
+    if case.path_parameters and "hold_id" in case.path_parameters:
+        amount = amount_of(case.body) if case.path.endswith("/capture") else Decimal("1.00")
+        # Half of the holds for a capture are twice its amount: partial captures, and the rest released or kept.
+        if zlib.crc32(repr(case.body).encode()) % 2 and amount * 2 <= MAX_AMOUNT:
+            amount *= 2
+        case.path_parameters["hold_id"] = own_hold(base_url, amount)
+    elif case.path == "/wallet/refund" and isinstance(case.body, dict) and "operation" in case.body:
+        case.body["operation"] = own_charge(base_url, amount_of(case.body))
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     idempotency_key(case)
@@ -102,12 +175,15 @@ def before_call(context, case, kwargs):
         case.headers["Authorization"] = f"Token {fresh_key(case.operation.base_url.rstrip('/'))}"
     if not picks_a_real_wallet(case):
         return
+    company_objects(case)
     if case.path_parameters and "token" in case.path_parameters:
         case.path_parameters["token"] = os.environ["FUZZ_WALLET"]
     if isinstance(case.body, dict) and isinstance(case.body.get("wallet"), str):
-        # A company charges the funded client's wallet; anyone deposits into their own.
-        charge = case.path == "/wallet/charge"
+        # A company charges or holds the funded client's wallet; anyone deposits into their own.
+        charge = case.path in ("/wallet/charge", "/wallet/hold")
         case.body["wallet"] = os.environ["FUZZ_CLIENT_WALLET" if charge else "FUZZ_WALLET"]
+        if case.path == "/wallet/hold" and os.environ["FUZZ_KIND"] == "company":
+            funded_for(case.operation.base_url.rstrip("/"), amount_of(case.body))  # a hold of it is placed
 
 
 @schemathesis.hook

@@ -1,4 +1,4 @@
-"""Real servers for the tests: gunicorn worker processes, and throwaway PostgreSQL clusters.
+"""Real servers for the tests: the service's granian worker processes, and throwaway PostgreSQL clusters.
 
 Tests that use them are marked ``slow``; they run in ``make test`` and CI like every other test.
 """
@@ -24,35 +24,30 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from deploy.httpcall import free_port, send
 from wallet_service import embedded_db
 from wallet_service.config import BASE_DIR
 
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def request(
-    base: str, method: str, path: str, body=None, token: str | None = None, headers: dict[str, str] | None = None
+    base: str,
+    method: str,
+    path: str,
+    body=None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
 ) -> tuple[int, dict | list]:
-    headers = {"Content-Type": "application/json", **(headers or {})}
-    if token:
-        headers["Authorization"] = f"Token {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else {}
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    """The status and the parsed JSON body (``{}`` when empty) of one call."""
+    status, _, raw = send(base, method, path, body, token, headers, timeout=timeout)
+    return status, json.loads(raw) if raw else {}
 
 
 class Server:
+    """The service as `make run` and the image run it: ``python -m wallet_service.serve`` on a free port."""
+
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 4):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -63,6 +58,8 @@ class Server:
             "WALLET_SERVICE_LOG_LEVEL": "warning",
             "WALLET_SERVICE_WORKERS": str(workers),
             "WALLET_SERVICE_METRICS_PUBLIC": "True",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
         } | env
         self.process: subprocess.Popen | None = None
         self.log_path = log_path
@@ -80,7 +77,7 @@ class Server:
     def start(self) -> Server:
         with self.log_path.open("wb") as log:  # the child keeps its own handle
             self.process = subprocess.Popen(
-                [BIN / "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
+                [sys.executable, "-m", "wallet_service.serve"],
                 cwd=BASE_DIR,
                 env=self.env,
                 stdout=subprocess.DEVNULL,
@@ -89,13 +86,13 @@ class Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()}")
+                raise RuntimeError(f"the server exited: {self.log_path.read_text()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return self
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start listening")
+        raise RuntimeError("the server did not start listening")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -310,7 +307,8 @@ class LossyProxy:
     """A TCP proxy in front of a server that loses some answers: it forwards each request, reads the
     whole answer, and for a fraction ``loss`` of them closes the client's connection instead of
     sending it — the request was executed, but its client never hears so (a timeout, for it).
-    For one-request connections, as gunicorn's sync workers make them.
+    For one-request connections (`Connection: close`, which urllib always sends): the server closes
+    the connection after its answer, and only then is the answer forwarded.
     """
 
     def __init__(self, upstream_port: int, *, loss: float, seed: int):

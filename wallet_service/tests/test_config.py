@@ -60,6 +60,7 @@ def test_every_variable_is_read():
             "WALLET_SERVICE_ALLOWED_ORIGINS": "https://shop.example.com http://localhost:3000",
             "WALLET_SERVICE_AUTH_TOKEN_EXPIRATION": "0.5",
             "WALLET_SERVICE_MAX_WALLETS_BY_CLIENT": "3",
+            "WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR": "25",
             "WALLET_SERVICE_WORKERS": "7",
             "WALLET_SERVICE_AUTH_THROTTLE_RATE": "100/hour",
             "WALLET_SERVICE_NUM_PROXIES": "1",
@@ -71,6 +72,7 @@ def test_every_variable_is_read():
     assert config.allowed_origins == ("https://shop.example.com", "http://localhost:3000")
     assert config.auth_token_expiration == timedelta(minutes=30)
     assert config.max_wallets_by_client == 3
+    assert config.refused_attempts_per_hour == 25
     assert config.workers == 7
     assert config.auth_throttle_rate == ThrottleRate(100, 3600)
     assert config.num_proxies == 1
@@ -101,6 +103,8 @@ def test_empty_values_mean_default():
         ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "-1"),
         ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "2.5"),
         ("WALLET_SERVICE_MAX_WALLETS_BY_CLIENT", "many"),
+        ("WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR", "-1"),
+        ("WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR", "ten"),
         ("WALLET_SERVICE_WORKERS", "0"),
         ("WALLET_SERVICE_WORKERS", "-3"),
         ("WALLET_SERVICE_AUTH_THROTTLE_RATE", "20"),
@@ -158,24 +162,22 @@ def test_a_sqlite_database_url_is_refused_saying_postgresql_is_required(url):
     assert "requires PostgreSQL" in str(raised.value)
 
 
-def test_manage_py_and_gunicorn_stop_at_start_up_on_a_sqlite_database_url():
+def test_manage_py_and_the_server_stop_at_start_up_on_a_sqlite_database_url():
     env = SECRET | {"DATABASE_URL": "sqlite:////tmp/wallet.sqlite3"}
     result = run_python(["manage.py", "migrate"], env)
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr and "requires PostgreSQL" in result.stderr
     assert "Traceback" not in result.stderr
-    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     result = subprocess.run(
-        [gunicorn, "--config", "gunicorn.conf.py", "--bind", "127.0.0.1:0"],
+        [sys.executable, "-m", "wallet_service.serve"],
         cwd=BASE_DIR,
-        env={"PATH": os.environ["PATH"]} | env,
+        env={"PATH": os.environ["PATH"], "PORT": "0"} | env,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr and "requires PostgreSQL" in result.stderr
-    assert "Booting worker" not in result.stderr
 
 
 def test_manage_py_without_secret_key_stops():
@@ -184,10 +186,9 @@ def test_manage_py_without_secret_key_stops():
     assert "WALLET_SERVICE_SECRET_KEY" in result.stderr
 
 
-def test_gunicorn_stops_before_forking_workers_on_a_bad_value():
-    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+def test_the_server_stops_before_starting_workers_on_a_bad_value():
     result = subprocess.run(
-        [gunicorn, "--config", "gunicorn.conf.py", "--bind", "127.0.0.1:0"],
+        [sys.executable, "-m", "wallet_service.serve"],
         cwd=BASE_DIR,
         env={"PATH": os.environ["PATH"]} | SECRET | {"WALLET_SERVICE_WORKERS": "0"},
         capture_output=True,
@@ -196,7 +197,7 @@ def test_gunicorn_stops_before_forking_workers_on_a_bad_value():
     )
     assert result.returncode != 0
     assert "WALLET_SERVICE_WORKERS" in result.stderr
-    assert "Booting worker" not in result.stderr
+    assert "Spawning worker" not in result.stderr + result.stdout
 
 
 def test_behind_trusted_proxies_the_forwarded_scheme_is_trusted():
@@ -284,3 +285,15 @@ def test_manage_py_stops_on_a_bad_replica_url_naming_the_variable():
     assert result.returncode != 0
     assert "WALLET_SERVICE_READ_REPLICA_URLS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("rate", ["1/s", "5/sec", "7/second", "20/m", "20/min", "20/minute", "100/h", "3/hour", "9/d"])
+def test_a_throttle_rate_means_what_drf_s_rate_parser_makes_of_it(rate):
+    # config.py cannot call DRF's parser itself: rest_framework.throttling reads Django's settings when it is
+    # imported, and config.py runs while those settings are being built (and in gunicorn's master, before
+    # Django). DRF's parser is also laxer ("20/mud" is per minute, "0/m" and "-1/m" are taken); ours refuses
+    # those, naming the variable, and agrees with DRF on every rate it accepts.
+    from rest_framework.throttling import SimpleRateThrottle
+
+    parsed = load_config(SECRET | {"WALLET_SERVICE_AUTH_THROTTLE_RATE": rate}).auth_throttle_rate
+    assert (parsed.num_requests, parsed.period_seconds) == SimpleRateThrottle.parse_rate(None, rate)

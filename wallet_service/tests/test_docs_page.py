@@ -1,5 +1,5 @@
 """The documentation page in a real browser: Debian's chromium, headless, loads /docs from a
-running gunicorn with every host but the loopback unresolvable (so the page must work offline),
+running the server with every host but the loopback unresolvable (so the page must work offline),
 and the rendered page must show the charge operation. A screenshot is kept in var/artifacts/docs.png.
 
 chromium comes from scripts/install_chromium.sh, which CI (.ci/run) runs; from a developer's shell
@@ -53,7 +53,7 @@ def chromium() -> str:
 def docs_server(tmp_path_factory):
     # /docs and /schema never touch the database.
     directory = tmp_path_factory.mktemp("docs")
-    server = Server({"DATABASE_URL": os.environ["DATABASE_URL"]}, directory / "gunicorn.log", workers=1)
+    server = Server({"DATABASE_URL": os.environ["DATABASE_URL"]}, directory / "server.log", workers=1)
     yield server.start()
     server.stop()
 

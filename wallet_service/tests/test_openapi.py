@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -73,6 +74,7 @@ def test_every_path_is_documented_once_without_its_trailing_slash(schema):
         "/wallet/create",
         "/wallet/deposit",
         "/wallet/charge",
+        "/wallet/charges",
         "/wallet/info/{token}",
         "/wallet/list",
         "/wallet/history/{token}",
@@ -122,6 +124,7 @@ def test_charge_documents_every_answer_the_contract_gives_it(schema):
         "413": {"payload_too_large"},
         "415": {"unsupported_media_type"},
         "422": {"idempotency_key_reused"},
+        "500": {"server_error"},
         "503": {"service_unavailable"},
     }
     assert responses["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ChargeOutput"}
@@ -149,6 +152,8 @@ def test_authenticated_operations_use_the_token_scheme(schema):
         }
     }
     assert "Token <key>" in schema["components"]["securitySchemes"]["tokenAuth"]["description"]
+    # Generated clients default to Bearer: the scheme says how to send Token instead.
+    assert 'prefix="Token"' in schema["components"]["securitySchemes"]["tokenAuth"]["description"]
     for label, operation in operations(schema):
         if label.startswith(("POST /wallet", "GET /wallet", "POST /client/logout", "POST /company/logout")):
             assert operation["security"] == [{"tokenAuth": []}], label
@@ -161,7 +166,7 @@ def test_authenticated_operations_use_the_token_scheme(schema):
 @pytest.mark.parametrize("path", ["/wallet/charge", "/wallet/deposit", "/wallet/create"])
 def test_money_moving_operations_take_an_idempotency_key(schema, path):
     operation = schema["paths"][path]["post"]
-    (key,) = [parameter for parameter in operation["parameters"] if parameter["name"] == "Idempotency-Key"]
+    (key,) = [parameter for parameter in operation["parameters"] if parameter.get("name") == "Idempotency-Key"]
     assert key["in"] == "header"
     assert not key.get("required", False)
     assert key["schema"]["pattern"] == IDEMPOTENCY_KEY_PATTERN
@@ -173,7 +178,7 @@ def test_exactly_the_views_that_take_an_idempotency_key_document_it(schema):
     for label, operation in operations(schema):
         path = label.split(" ", 1)[1].replace("{token}", "any").replace("{code}", "not_found")
         view = resolve(path).func.view_class
-        documented = any(parameter["name"] == "Idempotency-Key" for parameter in operation.get("parameters", []))
+        documented = any(parameter.get("name") == "Idempotency-Key" for parameter in operation.get("parameters", []))
         assert documented is issubclass(view, IdempotentApiMixin), label
 
 
@@ -188,7 +193,7 @@ def test_idempotency_key_pattern(key, valid):
 
 def test_history_documents_its_query_parameters_and_link_header(schema):
     operation = schema["paths"]["/wallet/history/{token}"]["get"]
-    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"] if "name" in parameter}
     assert parameters.keys() == {"token", "limit", "from", "to", "cursor"}
     assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
     # An empty cursor is refused like any cursor the service did not issue (found by schemathesis).
@@ -252,3 +257,68 @@ def test_docs_page_loads_its_assets_from_the_service_itself(api_client, path):
     assert 'url: "/schema"' in html
     # No CDN: every script, stylesheet and icon is a path on this server.
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+
+
+def test_every_operation_takes_and_answers_a_request_id_and_documents_500(schema):
+    for label, operation in operations(schema):
+        assert {"$ref": "#/components/parameters/XRequestID"} in operation["parameters"], label
+        for status, response in operation["responses"].items():
+            assert response["headers"]["X-Request-ID"] == {"$ref": "#/components/headers/XRequestID"}, (label, status)
+        assert problem_codes(schema, operation["responses"]["500"]) == {"server_error"}, label
+    header = schema["components"]["headers"]["XRequestID"]["schema"]
+    assert re.fullmatch(header["pattern"], uuid.uuid4().hex)
+    # Any incoming value is taken (an implausible one replaced), so the request header has no pattern.
+    assert schema["components"]["parameters"]["XRequestID"]["schema"] == {"type": "string"}
+
+
+def test_several_problems_of_one_status_are_told_apart_by_code(schema):
+    components = schema["components"]["schemas"]
+    seen = 0
+    for label, operation in operations(schema):
+        for status, response in operation["responses"].items():
+            content = response.get("content", {}).get(PROBLEM_CONTENT_TYPE, {}).get("schema", {})
+            if "oneOf" not in content:
+                continue
+            seen += 1
+            mapping = content["discriminator"]["mapping"]
+            assert content["discriminator"]["propertyName"] == "code", (label, status)
+            assert sorted(mapping.values()) == sorted(ref["$ref"] for ref in content["oneOf"]), (label, status)
+            for code, ref in mapping.items():
+                assert components[ref.rsplit("/", 1)[1]]["properties"]["code"]["enum"] == [code]
+    assert seen > 10
+
+
+def test_problem_components_are_titled_with_their_own_names(schema):
+    # Generated clients name their classes after a schema's title: it must be the component's name.
+    for code in PROBLEM_TYPES:
+        name = problem_component_name(code)
+        assert schema["components"]["schemas"][name]["title"] == name
+
+
+def test_method_not_allowed_is_a_components_response(schema):
+    response = schema["components"]["responses"]["MethodNotAllowed"]
+    assert response["content"][PROBLEM_CONTENT_TYPE]["schema"] == {
+        "$ref": "#/components/schemas/ProblemMethodNotAllowed"
+    }
+    assert "Allow" in response["headers"]
+
+
+def request_example(schema, path: str) -> dict:
+    (example,) = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"].values()
+    return example["value"]
+
+
+def test_examples_use_each_account_s_own_email_and_phone(schema):
+    client = request_example(schema, "/client/signup")
+    company = request_example(schema, "/company/signup")
+    assert request_example(schema, "/client/login")["email"] == client["email"]
+    assert request_example(schema, "/company/login")["email"] == company["email"] != client["email"]
+    assert company["company"]["phone_number"] != client["client"]["phone_number"]
+    assert company["company"]["last_name"] != client["client"]["last_name"]
+
+
+def test_amount_recommends_strings_and_still_takes_numbers(schema):
+    amount = schema["components"]["schemas"]["MoneyMovementInputRequest"]["properties"]["amount"]
+    assert "Send a string" in amount["description"]
+    assert isinstance(amount["example"], str)
+    assert [branch["type"] for branch in amount["oneOf"]] == ["string", "number"]

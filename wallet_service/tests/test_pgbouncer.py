@@ -1,18 +1,18 @@
 """The service through PgBouncer in transaction pooling mode (docs/SCALING.md, "PgBouncer").
 
-Four gunicorn workers share two server connections: each transaction may run on another one than the
+Four worker processes share two server connections: each transaction may run on another one than the
 last, so any session state the code relied on (a prepared statement, a server-side cursor, a SET, a
 session lock) would break these flows or leak between requests.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
 
 from wallet_service.tests.servers import PgBouncer, Server, request, scratch_database, signup, walk_history
+from wallet_service.tests.utils import race
 
 pytestmark = pytest.mark.slow
 
@@ -25,28 +25,12 @@ def server(tmp_path):
         bouncer = PgBouncer(url, pool_size=2).start()
         database = url.rsplit("/", 1)[1]
         env = {"DATABASE_URL": bouncer.url(database), "WALLET_SERVICE_DATABASE_POOLER": "pgbouncer"}
-        server = Server(env, tmp_path / "gunicorn.log", workers=4)
+        server = Server(env, tmp_path / "server.log", workers=4)
         try:
             yield server.start(), bouncer
         finally:
             server.stop()
             bouncer.stop()
-
-
-def race(calls) -> list:
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        barrier.wait()
-        results[index] = call()
-
-    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def test_the_core_flows_work_through_pgbouncer_in_transaction_mode(server):

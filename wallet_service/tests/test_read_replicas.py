@@ -1,4 +1,4 @@
-"""Read replicas (docs/SCALING.md): a real primary and a real streaming replica, gunicorn in front.
+"""Read replicas (docs/SCALING.md): a real primary and a real streaming replica, the service in front.
 
 Replay is paused on the replica to make its lag deterministic: what it has not replayed is how a read
 it served can be told from a read the primary served.
@@ -34,7 +34,7 @@ def server(clusters, tmp_path):
     primary, replica = clusters
     # One worker: every request samples the primary's position in the same process (db_routing).
     env = {"DATABASE_URL": primary.url("wallet"), "WALLET_SERVICE_READ_REPLICA_URLS": replica.url("wallet")}
-    server = Server(env, tmp_path / "gunicorn.log", workers=1)
+    server = Server(env, tmp_path / "server.log", workers=1)
     server.migrate()
     server.start()
     yield server

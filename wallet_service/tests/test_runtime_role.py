@@ -50,7 +50,7 @@ def test_the_runtime_role_serves_the_api_but_cannot_touch_the_ledger(runtime_rol
     assert f"Granted {runtime_role} data access" in out.getvalue()
 
     # What the app does, as that role: the API over HTTP (signup, wallets, deposit, charge, history)...
-    server = Server({"DATABASE_URL": url(runtime_role)}, tmp_path / "gunicorn.log", workers=1).start()
+    server = Server({"DATABASE_URL": url(runtime_role)}, tmp_path / "server.log", workers=1).start()
     try:
         base = server.base
         client = signup(base, "client", "ana@example.com")

@@ -1,4 +1,4 @@
-"""The service as it is deployed: gunicorn worker processes over real HTTP.
+"""The service as it is deployed: granian worker processes over real HTTP.
 
 These start their own servers, so they take a few seconds each; they are marked ``slow`` and run
 in ``make test`` and CI like every other test.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections import Counter
 
 import pytest
 
 from wallet_service.config import BASE_DIR
 from wallet_service.tests.servers import Server, request, scratch_database, signup, walk_history
+from wallet_service.tests.utils import race
 
 pytestmark = pytest.mark.slow
 
@@ -22,26 +22,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def server(tmp_path):
     with scratch_database("server") as url:
-        server = Server({"DATABASE_URL": url}, tmp_path / "gunicorn.log")
+        server = Server({"DATABASE_URL": url}, tmp_path / "server.log")
         server.migrate()
         yield server.start()
         server.stop()
-
-
-def race(calls) -> list:
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        barrier.wait()
-        results[index] = call()
-
-    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def test_racing_charges_and_deposits_stay_exact_across_worker_processes(server):
@@ -91,7 +75,7 @@ def test_racing_charges_and_deposits_stay_exact_across_worker_processes(server):
 
 def test_status_is_503_and_requests_fail_cleanly_when_the_database_is_unreachable(tmp_path):
     unreachable = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/wallet_service"}
-    server = Server(unreachable, tmp_path / "gunicorn.log", workers=1).start()
+    server = Server(unreachable, tmp_path / "server.log", workers=1).start()
     try:
         status, body = request(server.base, "GET", "/status")
         assert status == 503

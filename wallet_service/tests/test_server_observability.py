@@ -1,4 +1,4 @@
-"""Metrics and logs of the service as deployed: gunicorn worker processes over real HTTP."""
+"""Metrics and logs of the service as deployed: granian worker processes over real HTTP."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +14,7 @@ import pytest
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.httpcall import send
 from wallet_service.tests.servers import Server, request, scratch_database, signup
 from wallet_service.tests.utils import race
 
@@ -23,8 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def scrape(base: str) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
-        text = response.read().decode()
+    status, _, raw = send(base, "GET", "/metrics", headers={"Accept": "text/plain"})
+    assert status == 200, raw
+    text = raw.decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
@@ -76,7 +76,7 @@ def test_metrics_add_up_every_worker_even_after_workers_die(tmp_path, database_u
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"left over by an earlier run")
     env = {"DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    server = Server(env, tmp_path / "gunicorn.log", workers=2)
+    server = Server(env, tmp_path / "server.log", workers=2)
     server.migrate()
     server.start()
     try:
@@ -101,22 +101,26 @@ def test_metrics_add_up_every_worker_even_after_workers_die(tmp_path, database_u
         # Every worker that counted dies; their replacements still report the totals.
         old = worker_pids(server.process.pid)
         assert len(old) == 2
+        # A live gauge's file for each of them (the service has none of its own yet): removed when it dies.
+        for pid in old:
+            (metrics_dir / f"gauge_livesum_{pid}.db").write_bytes(b"")
         for pid in old:
             os.kill(pid, signal.SIGKILL)
         wait_for(lambda: len(new := worker_pids(server.process.pid)) == 2 and not new & old)
         samples = wait_for(lambda: scrape(base))
         assert business(samples) == expected
+        assert not list(metrics_dir.glob("gauge_live*"))
         assert samples[("django_http_requests_total_by_method_total", (("method", "POST"),))] >= 18
         # Queries go through django-prometheus's backend, counted across the workers too.
         assert samples[("django_db_execute_total", (("alias", "default"), ("vendor", "postgresql")))] > 18
     finally:
         server.stop()
     log = server.log_path.read_text()
-    assert "child_exit" not in log  # the hook that marks dead workers ran without an error
+    assert "Traceback" not in log  # the respawn that marks dead workers ran without an error
     assert list(metrics_dir.glob("*.db"))  # a directory given by the operator is kept
 
 
-def test_gunicorn_logs_only_json_lines_with_request_ids(tmp_path, database_url):
+def test_the_server_logs_only_json_lines_with_request_ids(tmp_path, database_url):
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     env = {
@@ -124,17 +128,13 @@ def test_gunicorn_logs_only_json_lines_with_request_ids(tmp_path, database_url):
         "WALLET_SERVICE_LOG_LEVEL": "info",
         "TMPDIR": str(private_tmp),
     }
-    server = Server(env, tmp_path / "gunicorn.log", workers=1).start()  # no table is read: no migrations
+    server = Server(env, tmp_path / "server.log", workers=1).start()  # no table is read: no migrations
     try:
-        req = urllib.request.Request(f"{server.base}/wallet/list", headers={"X-Request-ID": "trace-123"})
-        with pytest.raises(urllib.error.HTTPError) as raised:
-            urllib.request.urlopen(req, timeout=30)
-        raised.value.close()
-        assert raised.value.code == 401
-        assert raised.value.headers["X-Request-ID"] == "trace-123"
-        with urllib.request.urlopen(f"{server.base}/status", timeout=30) as response:
-            generated = response.headers["X-Request-ID"]
-        # The metrics directory gunicorn made for itself, in TMPDIR.
+        status, headers, _ = send(server.base, "GET", "/wallet/list", headers={"X-Request-ID": "trace-123"})
+        assert status == 401
+        assert headers["X-Request-ID"] == "trace-123"
+        generated = send(server.base, "GET", "/status")[1]["X-Request-ID"]
+        # The metrics directory the server made for itself, in TMPDIR.
         assert [path.name.startswith("wallet-service-metrics-") for path in private_tmp.iterdir()] == [True]
     finally:
         server.stop()
@@ -146,10 +146,10 @@ def test_gunicorn_logs_only_json_lines_with_request_ids(tmp_path, database_url):
     assert request_line["duration_ms"] > 0
     # A successful health check is logged at debug only: not at info.
     assert not [line for line in lines if line["request_id"] == generated]
-    # gunicorn's own messages are JSON too; its access log is off.
-    assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["message"] for line in lines)
-    assert "gunicorn.access" not in {line["logger"] for line in lines}
-    # ...and the directory is removed when gunicorn exits.
+    # granian's own messages are JSON too; its access log is off.
+    assert any(line["logger"] == "_granian" and "Spawning worker-1" in line["message"] for line in lines)
+    assert "granian.access" not in {line["logger"] for line in lines}
+    # ...and the directory is removed when the server exits.
     assert list(private_tmp.iterdir()) == []
 
 
@@ -159,7 +159,7 @@ def test_postgresql_connections_persist_and_recover_through_the_metrics_wrapper(
     # quote: the host may be a socket directory (the embedded server's).
     url = f"postgres://{database['USER']}@{quote(host, safe='')}:{port}/{database['NAME']}"
     url += "?application_name=wallet-obs-server"
-    server = Server({"DATABASE_URL": url}, tmp_path / "gunicorn.log", workers=1).start()
+    server = Server({"DATABASE_URL": url}, tmp_path / "server.log", workers=1).start()
     try:
         for _ in range(10):
             assert request(server.base, "GET", "/status")[0] == 200

@@ -39,10 +39,11 @@ def assert_max_queries(limit: int):
     assert len(statements) <= limit, f"{len(statements)} queries, at most {limit} expected:\n" + "\n".join(statements)
 
 
-def race(calls) -> list:
-    """Run every call at the same moment, each on its own thread and database connection.
+def race(calls, timeout: float = 120) -> list:
+    """Run every call at the same moment, each on its own thread and database connection (or HTTP request).
 
-    Returns the calls' results in order; an exception in any thread fails the test.
+    Returns the calls' results in order; an exception in any thread, or a thread still running after
+    ``timeout`` seconds, fails the test.
     """
     barrier = threading.Barrier(len(calls))
     results: list = [None] * len(calls)
@@ -61,7 +62,8 @@ def race(calls) -> list:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), f"a call still runs after {timeout} s"
     assert not errors, errors
     return results
 

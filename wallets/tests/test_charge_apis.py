@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.tests.factories import CompanyFactory
+from conftest import authenticated_client
 from wallet_service.tests.utils import assert_max_queries, assert_problem
 from wallets.models import MAX_BALANCE, Operation
 from wallets.tests.factories import WalletFactory
@@ -14,16 +15,6 @@ def charge(api, wallet, amount, **extra):
     return api.post(
         "/wallet/charge", {"wallet": getattr(wallet, "token", wallet), "amount": amount, **extra}, format="json"
     )
-
-
-@pytest.fixture
-def merchant_wallet(company_api):
-    return WalletFactory(owner=company_api.user)
-
-
-@pytest.fixture
-def customer_wallet(db):
-    return WalletFactory(balance=Decimal("100.00"))
 
 
 @pytest.mark.django_db
@@ -170,3 +161,22 @@ def test_charge_costs_few_queries(company_api, merchant_wallet, customer_wallet)
     # token+user, lock both wallets, two balance updates, insert operation
     with assert_max_queries(5):
         assert charge(company_api, customer_wallet, "1").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_company_cannot_spam_or_probe_a_wallet_with_refused_attempts(settings, company_api, merchant_wallet):
+    settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR = 3
+    customer = WalletFactory(balance=Decimal("50.00"))
+    # Bisection: each refusal says "less than this". Three are recorded, then nothing more is.
+    for amount in ("100.00", "75.00", "60.00"):
+        assert_problem(charge(company_api, customer, amount), 402, "insufficient_funds")
+    hold = company_api.post("/wallet/hold", {"wallet": customer.token, "amount": "55.00"}, format="json")
+    problem = assert_problem(hold, 429, "throttled")
+    assert 3500 <= int(hold["Retry-After"]) <= 3600 and "refused" in problem["detail"]
+    assert_problem(charge(company_api, customer, "51.00"), 429, "throttled")
+    assert Operation.objects.filter(success=False).count() == 3
+    # A charge that fits still goes through; another company is not affected.
+    assert charge(company_api, customer, "10.00").status_code == 200
+    rival = authenticated_client(CompanyFactory().user)
+    WalletFactory(owner=rival.user)
+    assert_problem(charge(rival, customer, "100.00"), 402, "insufficient_funds")

@@ -9,10 +9,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.db.models import Q
-from knox.models import AuthToken
-from rest_framework.test import APIClient
 
 from accounts.tests.factories import ClientFactory, CompanyFactory
+from conftest import authenticated_client
 from wallet_service.tests.utils import on_another_connection, race
 from wallets import services
 from wallets.models import Operation, Wallet
@@ -21,18 +20,11 @@ from wallets.tests.factories import WalletFactory, current_balance
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def api_for(user) -> APIClient:
-    _, key = AuthToken.objects.create(user=user)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return api
-
-
 def test_twenty_charges_racing_for_one_balance_never_overdraw():
     merchant = CompanyFactory().user
     merchant_wallet = WalletFactory(owner=merchant)
     customer = WalletFactory(balance=Decimal("100.00"))
-    apis = [api_for(merchant) for _ in range(20)]
+    apis = [authenticated_client(merchant) for _ in range(20)]
     body = {"wallet": customer.token, "amount": "10.00", "summary": "race"}
     statuses = race([lambda api=api: api.post("/wallet/charge", body, format="json").status_code for api in apis])
     assert Counter(statuses) == {200: 10, 402: 10}
@@ -45,7 +37,7 @@ def test_twenty_charges_racing_for_one_balance_never_overdraw():
 def test_sixty_four_racing_deposits_are_all_counted():
     owner = ClientFactory().user
     wallet = WalletFactory(owner=owner)
-    apis = [api_for(owner) for _ in range(64)]
+    apis = [authenticated_client(owner) for _ in range(64)]
     body = {"wallet": wallet.token, "amount": "1.25"}
     statuses = race([lambda api=api: api.post("/wallet/deposit", body, format="json").status_code for api in apis])
     assert statuses == [200] * 64
@@ -62,12 +54,12 @@ def test_deposits_and_charges_racing_on_one_wallet_keep_it_consistent():
     calls = []
     for n in range(32):
         if n % 2:
-            api = api_for(owner)
+            api = authenticated_client(owner)
             calls.append(
                 lambda api=api: api.post("/wallet/deposit", {"wallet": wallet.token, "amount": "5"}).status_code
             )
         else:
-            api = api_for(merchants[n % 4])
+            api = authenticated_client(merchants[n % 4])
             calls.append(
                 lambda api=api: api.post("/wallet/charge", {"wallet": wallet.token, "amount": "7"}).status_code
             )
@@ -89,7 +81,7 @@ def test_crossed_charges_between_two_merchants_do_not_deadlock():
     calls = []
     for n in range(40):
         merchant, charged = (first, second_wallet) if n % 2 else (second, first_wallet)
-        api = api_for(merchant)
+        api = authenticated_client(merchant)
         calls.append(
             lambda api=api, charged=charged: api.post("/wallet/charge", {"wallet": charged.token, "amount": "1"})
         )
@@ -101,7 +93,7 @@ def test_crossed_charges_between_two_merchants_do_not_deadlock():
 def test_simultaneous_wallet_creation_never_exceeds_the_limit(settings):
     settings.WALLET_SERVICE_MAX_WALLETS_BY_CLIENT = 3
     owner = ClientFactory().user
-    apis = [api_for(owner) for _ in range(12)]
+    apis = [authenticated_client(owner) for _ in range(12)]
     statuses = race([lambda api=api: api.post("/wallet/create", {}, format="json").status_code for api in apis])
     assert Counter(statuses) == {201: 3, 409: 9}
     assert Wallet.objects.filter(owner=owner).count() == 3
@@ -109,7 +101,7 @@ def test_simultaneous_wallet_creation_never_exceeds_the_limit(settings):
 
 def test_a_company_creating_wallets_at_once_gets_exactly_one():
     merchant = CompanyFactory().user
-    apis = [api_for(merchant) for _ in range(10)]
+    apis = [authenticated_client(merchant) for _ in range(10)]
     statuses = race([lambda api=api: api.post("/wallet/create", {}, format="json").status_code for api in apis])
     assert Counter(statuses) == {201: 1, 409: 9}
     assert Wallet.objects.filter(owner=merchant).count() == 1
@@ -129,8 +121,8 @@ def test_history_walks_under_concurrent_writes_see_exactly_a_prefix_of_the_ledge
         WalletFactory(owner=merchant)
     for _ in range(40):
         services.wallet_deposit(owner=owner, wallet_token=wallet.token, amount=Decimal("1"))
-    reader = api_for(owner)
-    writers = [api_for(owner)] + [api_for(merchant) for merchant in merchants]
+    reader = authenticated_client(owner)
+    writers = [authenticated_client(owner)] + [authenticated_client(merchant) for merchant in merchants]
     stop = threading.Event()
     walks: list[list[int]] = []
 
@@ -170,7 +162,7 @@ def test_a_history_page_is_one_snapshot_even_when_writes_commit_while_it_is_read
     WalletFactory(owner=merchant)
     for _ in range(3):
         services.wallet_deposit(owner=owner, wallet_token=wallet.token, amount=Decimal("1"))
-    reader = api_for(owner)
+    reader = authenticated_client(owner)
     injected = []
 
     def commit_x_then_y():

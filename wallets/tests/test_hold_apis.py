@@ -293,3 +293,18 @@ def test_hold_endpoints_statement_counts(company_api, shop, customer):
         company_api.post(f"/wallet/hold/{hold_id}/capture", {"amount": "1.00", "final": False}, format="json")
     with assert_max_queries(6):
         company_api.post(f"/wallet/hold/{hold_id}/void", {}, format="json")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", [None, "nul-in-path"])
+def test_a_hold_id_with_a_nul_byte_is_not_found_not_a_server_error(company_api, shop, key):
+    # PostgreSQL cannot store or compare NUL in text: such an id must be refused as not found (404) before
+    # it reaches the database — by the hold lookups, and by the Idempotency-Key's record of the path.
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    for method, path in (
+        ("get", "/wallet/hold/%00"),
+        ("post", "/wallet/hold/hold_%00x/capture"),
+        ("post", "/wallet/hold/%00/void"),
+    ):
+        response = getattr(company_api, method)(path, {} if method == "post" else None, format="json", **headers)
+        assert_problem(response, 404, "not_found")

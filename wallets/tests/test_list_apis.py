@@ -9,17 +9,7 @@ import pytest
 
 from wallet_service.tests.utils import assert_max_queries, assert_problem
 from wallets.tests.factories import WalletFactory
-from wallets.tests.test_history_apis import next_url
-
-
-def walk(api, url: str) -> list[dict]:
-    items = []
-    while url:
-        response = api.get(url)
-        assert response.status_code == 200, response.content
-        items.extend(response.json())
-        url = next_url(response)
-    return items
+from wallets.tests.test_history_apis import next_url, walk
 
 
 @pytest.mark.django_db

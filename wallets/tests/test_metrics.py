@@ -41,16 +41,6 @@ def moved(before: dict[str, float]) -> dict[str, float]:
     return {name: round(after[name] - before[name], 2) for name in COUNTERS if after[name] != before[name]}
 
 
-@pytest.fixture
-def merchant_wallet(company_api):
-    return WalletFactory(owner=company_api.user)
-
-
-@pytest.fixture
-def customer_wallet(db):
-    return WalletFactory(balance=Decimal("100.00"))
-
-
 @pytest.mark.django_db
 def test_a_deposit_counts_once_with_its_amount(client_api, django_capture_on_commit_callbacks):
     wallet = WalletFactory(owner=client_api.user)

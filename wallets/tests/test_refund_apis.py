@@ -160,3 +160,26 @@ def test_a_refund_costs_a_bounded_number_of_statements(company_api, shop, custom
     # key, merchant wallet lock, the charge, refunded so far, fold, debit, credit, parties, refund+events
     with assert_max_queries(9):
         assert refund(company_api, charged, amount="1").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_refused_refund_stores_nothing_with_its_key_and_runs_when_retried_after_funds_arrive(
+    company_api, company_user, shop, customer
+):
+    # A refund's 402 records nothing: it was not executed, so its key must not replay it (only the 402
+    # of a recorded failed charge or hold is stored). The retry with the same key runs the refund.
+    charged = charge(company_api, customer, "30.00")
+    rival = CompanyFactory().user
+    WalletFactory(owner=rival)
+    hold = services.hold_create(merchant=rival, wallet_token=shop.token, amount=Decimal("25"))
+    headers = {"HTTP_IDEMPOTENCY_KEY": "refund-when-short"}
+    body = {"operation": charged, "amount": "10.00"}
+    first = company_api.post("/wallet/refund", body, format="json", **headers)
+    assert_problem(first, 402, "insufficient_funds")
+    services.hold_void(merchant=rival, hold_id=hold.public_id)
+    again = company_api.post("/wallet/refund", body, format="json", **headers)
+    assert again.status_code == 200, again.content
+    assert "Idempotent-Replayed" not in again
+    assert current_balance(customer) == Decimal("80.00")
+    replay = company_api.post("/wallet/refund", body, format="json", **headers)
+    assert (replay.status_code, replay["Idempotent-Replayed"], replay.content) == (200, "true", again.content)

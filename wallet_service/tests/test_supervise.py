@@ -1,4 +1,4 @@
-"""wallet_service.serve: make run's app server and worker, started and stopped together."""
+"""wallet_service.supervise: make run's app server and worker, started and stopped together."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def serve(*command: str) -> subprocess.Popen:
         "WALLET_SERVICE_SECRET_KEY": "serve-test-secret-key-0123456789abcdef",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "wallet_service.serve", "--", *command],
+        [sys.executable, "-m", "wallet_service.supervise", "--", *command],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -1,0 +1,173 @@
+"""POST /wallet/charges: many charges validated whole, run in order in one transaction, set-based."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from accounts.tests.factories import ClientFactory, CompanyFactory
+from conftest import authenticated_client
+from events.models import Event
+from wallet_service.tests.utils import assert_max_queries, assert_problem, race
+from wallets import services
+from wallets.audit import ledger_audit
+from wallets.models import Operation
+from wallets.tests.factories import WalletFactory, current_balance
+
+
+@pytest.fixture
+def shop(company_api):
+    return WalletFactory(owner=company_api.user)
+
+
+def bulk(api, charges, **headers):
+    return api.post("/wallet/charges", {"charges": charges}, format="json", **headers)
+
+
+@pytest.mark.django_db
+def test_each_item_is_a_charge_as_if_sent_alone_in_order(company_api, shop):
+    rich = WalletFactory(balance=Decimal("100.00"))
+    poor = WalletFactory(balance=Decimal("5.00"))
+    response = bulk(
+        company_api,
+        [
+            {"wallet": rich.token, "amount": "30.00", "summary": "May"},
+            {"wallet": poor.token, "amount": "9.99", "summary": "May"},
+            {"wallet": "no-such-wallet", "amount": "1.00"},
+            {"wallet": shop.token, "amount": "1.00"},
+            {"wallet": rich.token, "amount": "70.00"},  # sees the first item: exactly what is left
+            {"wallet": rich.token, "amount": "0.01"},  # and now nothing is
+        ],
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    operations = list(Operation.objects.order_by("id"))
+    assert [(op.source_id, op.amount, op.success) for op in operations] == [
+        (rich.pk, Decimal("30.00"), True),
+        (poor.pk, Decimal("9.99"), False),
+        (rich.pk, Decimal("70.00"), True),
+        (rich.pk, Decimal("0.01"), False),
+    ]
+    assert body["results"] == [
+        {"status": 200, "operation": operations[0].id},
+        {"status": 402, "code": "insufficient_funds", "operation": operations[1].id},
+        {"status": 404, "code": "not_found"},
+        {"status": 400, "code": "same_wallet"},
+        {"status": 200, "operation": operations[2].id},
+        {"status": 402, "code": "insufficient_funds", "operation": operations[3].id},
+    ]
+    assert {key: body[key] for key in ("wallet", "balance", "held", "available")} == {
+        "wallet": shop.token, "balance": "100.00", "held": "0.00", "available": "100.00"
+    }  # fmt: skip
+    assert (current_balance(rich), current_balance(poor), current_balance(shop)) == (
+        Decimal("0.00"), Decimal("5.00"), Decimal("100.00")
+    )  # fmt: skip
+    # Each recorded item is in both histories and has its events, as a lone charge would.
+    history = company_api.get(f"/wallet/history/{shop.token}").json()
+    assert [(item["id"], item["success"], item["summary"]) for item in history] == [
+        (op.id, op.success, op.summary) for op in reversed(operations)
+    ]
+    assert Counter(Event.objects.values_list("type", flat=True)) == {"charge.succeeded": 4, "charge.failed": 4}
+    data = company_api.get("/events").json()[0]["data"]
+    assert data == history[-1]
+
+
+@pytest.mark.django_db
+def test_the_whole_body_is_validated_before_anything_runs(company_api, shop):
+    wallet = WalletFactory(balance=Decimal("100.00"))
+    response = bulk(
+        company_api,
+        [
+            {"wallet": wallet.token, "amount": "1.00"},
+            {"wallet": wallet.token, "amount": "1.001"},
+            {"wallet": wallet.token},
+            {"wallet": wallet.token, "amount": "1", "summary": "x" * 256},
+        ],
+    )
+    errors = assert_problem(response, 400, "validation_error")["errors"]
+    assert set(errors) == {"charges.1.amount", "charges.2.amount", "charges.3.summary"}
+    assert not Operation.objects.exists() and current_balance(wallet) == Decimal("100.00")
+    for body in ({"charges": []}, {}, {"charges": "x"}, {"charges": [{"wallet": wallet.token, "amount": "1"}] * 1001}):
+        errors = assert_problem(company_api.post("/wallet/charges", body, format="json"), 400, "validation_error")
+        assert "charges" in errors["errors"]
+    assert bulk(company_api, [{"wallet": wallet.token, "amount": "0.01"}] * 1000).status_code == 200
+
+
+@pytest.mark.django_db
+def test_only_companies_with_a_wallet_may_charge_in_bulk(client_api, company_api):
+    wallet = WalletFactory(balance=Decimal("100.00"))
+    assert_problem(bulk(client_api, [{"wallet": wallet.token, "amount": "1"}]), 403, "permission_denied")
+    assert_problem(bulk(company_api, [{"wallet": wallet.token, "amount": "1"}]), 409, "merchant_wallet_missing")
+    assert not Operation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_idempotency_key_replays_the_whole_answer(company_api, shop):
+    wallet = WalletFactory(balance=Decimal("100.00"))
+    items = [{"wallet": wallet.token, "amount": "10.00"}, {"wallet": wallet.token, "amount": "95.00"}]
+    first = bulk(company_api, items, HTTP_IDEMPOTENCY_KEY="batch-1")
+    again = bulk(company_api, items, HTTP_IDEMPOTENCY_KEY="batch-1")
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Operation.objects.count() == 2 and current_balance(wallet) == Decimal("90.00")
+    assert_problem(bulk(company_api, items[:1], HTTP_IDEMPOTENCY_KEY="batch-1"), 422, "idempotency_key_reused")
+
+
+@pytest.mark.django_db
+def test_holds_count_and_pending_credits_fold(company_api, company_user, shop):
+    wallet = WalletFactory(balance=Decimal("50.00"))
+    rival = CompanyFactory().user
+    WalletFactory(owner=rival)
+    services.hold_create(merchant=rival, wallet_token=wallet.token, amount=Decimal("30"))
+    other_shop = WalletFactory(owner=CompanyFactory().user)
+    from wallets.models import PendingCredit
+
+    PendingCredit.objects.create(wallet=other_shop, amount=Decimal("7.00"))
+    results = bulk(
+        company_api,
+        [
+            {"wallet": wallet.token, "amount": "20.01"},
+            {"wallet": wallet.token, "amount": "20.00"},
+            {"wallet": other_shop.token, "amount": "7.00"},
+        ],
+    ).json()["results"]
+    assert [result["status"] for result in results] == [402, 200, 200]
+    assert not PendingCredit.objects.filter(wallet=other_shop).exists()
+    assert current_balance(other_shop) == Decimal("0.00")
+
+
+@pytest.mark.django_db
+def test_a_batch_costs_the_same_statements_whatever_its_size(company_api, shop):
+    wallets = [WalletFactory(balance=Decimal("10.00")) for _ in range(40)]
+    small = [{"wallet": wallets[0].token, "amount": "1.00"}]
+    large = [{"wallet": wallet.token, "amount": amount} for wallet in wallets for amount in ("1.00", "20.00")]
+    # key, lock, money, ids, debits, operations+events, company name, credit
+    with assert_max_queries(8):
+        assert bulk(company_api, small).status_code == 200
+    with assert_max_queries(8):
+        results = bulk(company_api, large).json()["results"]
+    assert Counter(result["status"] for result in results) == {200: 40, 402: 40}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_crossing_batches_on_the_same_wallets_neither_deadlock_nor_overdraw():
+    merchants = [CompanyFactory().user for _ in range(4)]
+    for merchant in merchants:
+        WalletFactory(owner=merchant)
+    customers = []
+    for _ in range(6):
+        customer = WalletFactory(owner=ClientFactory().user)
+        services.wallet_deposit(owner=customer.owner, wallet_token=customer.token, amount=Decimal("10.00"))
+        customers.append(customer)
+    apis = [authenticated_client(merchant) for merchant in merchants]
+    # Each batch charges every customer, in a different order: 4 x 6 charges of 4.00 on 10.00 each.
+    batches = [
+        [{"wallet": c.token, "amount": "4.00"} for c in (customers if i % 2 else customers[::-1])] for i in range(4)
+    ]
+    responses = race([lambda api=api, batch=batch: bulk(api, batch) for api, batch in zip(apis, batches, strict=True)])
+    assert [response.status_code for response in responses] == [200] * 4
+    statuses = Counter(result["status"] for response in responses for result in response.json()["results"])
+    assert statuses == {200: 12, 402: 12}  # two 4.00 charges fit in each 10.00
+    assert all(current_balance(customer) == Decimal("2.00") for customer in customers)
+    assert ledger_audit().ok
