@@ -169,8 +169,8 @@ for n in 1 2; do
 done
 wait "${pids[0]}" || fail "migrate container 1: $(tail -n 5 "$STATE/migrate-1.log")"
 wait "${pids[1]}" || fail "migrate container 2: $(tail -n 5 "$STATE/migrate-2.log")"
-appliers=$(grep -l 'Applying wallets.0001_initial' "$STATE"/migrate-*.log | wc -l)
-waiters=$(grep -l 'No migrations to apply' "$STATE"/migrate-*.log | wc -l)
+appliers=$(grep -l 'Applying wallets.0001_initial' "$STATE"/migrate-[12].log | wc -l)
+waiters=$(grep -l 'No migrations to apply' "$STATE"/migrate-[12].log | wc -l)
 ((appliers == 1 && waiters == 1)) || fail "expected one container to apply and one to find nothing ($appliers, $waiters)"
 grep -q "Granted $RUNTIME_ROLE data access" "$STATE/migrate-1.log" || fail "migrate did not grant the runtime role"
 passed "both exited 0: one applied every migration, the other then found none to apply; both granted $RUNTIME_ROLE"
