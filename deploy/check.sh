@@ -33,7 +33,7 @@ podman_compose() {
 cleanup() {
     local name
     if [[ -s "$STATE/compose-run.env" ]]; then
-        podman_compose down --volumes || true
+        podman_compose --profile replica down --volumes || true
     fi
     for name in "${CONTAINERS[@]}"; do
         podman rm --force --time 5 "$name" >/dev/null 2>&1 || true
@@ -60,7 +60,7 @@ free_port() {
 }
 
 STEP=0
-STEPS=13
+STEPS=14
 STARTED=$SECONDS
 step() {
     STEP=$((STEP + 1))
@@ -98,7 +98,25 @@ if "$compose" --env-file /dev/null config --quiet 2>"$STATE/compose-no-secrets.l
 fi
 grep -Eq '(WALLET_SERVICE_SECRET_KEY|POSTGRES_PASSWORD|POSTGRES_APP_PASSWORD) is missing a value' "$STATE/compose-no-secrets.log" || fail "compose's refusal does not name the missing secret"
 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
-passed "$("$compose" version --short) accepts it with .env.example's variables and refuses it without secrets"
+# The profile "replica" (db-replica, pgbouncer; docs/SCALING.md), with web pointed at them as .env.example says.
+sed -e 's/^#COMPOSE_PROFILES=/COMPOSE_PROFILES=/' -e 's/^#\(DATABASE_URL=\|WALLET_SERVICE_DATABASE_POOLER=\|WALLET_SERVICE_READ_REPLICA_URLS=\)/\1/' \
+    -e 's/<POSTGRES_APP_PASSWORD>/placeholder/g' "$STATE/compose.env" >"$STATE/compose-replica.env"
+"$compose" --env-file "$STATE/compose-replica.env" config --format json >"$STATE/compose-replica.json"
+python3 - "$STATE/compose-replica.json" <<'PY' || fail "the profile replica is not wired as docs/SCALING.md says"
+import json, sys
+project = json.load(open(sys.argv[1]))
+services = project["services"]
+assert {"db-replica", "pgbouncer"} <= set(services), sorted(services)
+web = services["web"]["environment"]
+assert web["DATABASE_URL"].endswith("@pgbouncer:6432/wallet"), web["DATABASE_URL"]
+assert web["WALLET_SERVICE_DATABASE_POOLER"] == "pgbouncer"
+assert web["WALLET_SERVICE_READ_REPLICA_URLS"].endswith("@db-replica:5432/wallet")
+migrate = services["migrate"]["environment"]
+assert migrate["DATABASE_URL"].endswith("@db:5432/wallet") and not migrate["WALLET_SERVICE_DATABASE_POOLER"], migrate
+PY
+"$compose" --env-file "$STATE/compose.env" config --services | grep -qx pgbouncer && fail "the profile replica's services start without it"
+hadolint deploy/pgbouncer/Dockerfile
+passed "$("$compose" version --short) accepts it with .env.example's variables (and with its profile replica) and refuses it without secrets"
 
 step "Every variable the service reads is set in docker-compose.yml, .env.example and the playbook's template"
 python3 deploy/check_env.py
@@ -151,8 +169,8 @@ for n in 1 2; do
 done
 wait "${pids[0]}" || fail "migrate container 1: $(tail -n 5 "$STATE/migrate-1.log")"
 wait "${pids[1]}" || fail "migrate container 2: $(tail -n 5 "$STATE/migrate-2.log")"
-appliers=$(grep -l 'Applying wallets.0001_initial' "$STATE"/migrate-*.log | wc -l)
-waiters=$(grep -l 'No migrations to apply' "$STATE"/migrate-*.log | wc -l)
+appliers=$(grep -l 'Applying wallets.0001_initial' "$STATE"/migrate-[12].log | wc -l)
+waiters=$(grep -l 'No migrations to apply' "$STATE"/migrate-[12].log | wc -l)
 ((appliers == 1 && waiters == 1)) || fail "expected one container to apply and one to find nothing ($appliers, $waiters)"
 grep -q "Granted $RUNTIME_ROLE data access" "$STATE/migrate-1.log" || fail "migrate did not grant the runtime role"
 passed "both exited 0: one applied every migration, the other then found none to apply; both granted $RUNTIME_ROLE"
@@ -389,8 +407,45 @@ podman logs "${COMPOSE_PROJECT}_migrate_1" >"$STATE/migrate-again.log" 2>&1
 grep -q 'No migrations to apply' "$STATE/migrate-again.log" ||
     fail "the database did not survive down/up in its named volume: $(tail -n 5 "$STATE/migrate-again.log")"
 podman_compose down --volumes || fail "podman-compose down --volumes"
-podman untag "$IMAGE" localhost/wallet-service:latest
 passed "stack up, HTTP session passed as wallet_app (ledger changes refused), /metrics 403 without token, worker purged; web healthy; data survived down/up"
+
+step "Compose profile replica: db-replica streams from db (pg_basebackup -R), web reads it and writes through PgBouncer"
+# .env.example's profile lines, uncommented, with the runtime role's password written out.
+sed -e 's/^#COMPOSE_PROFILES=/COMPOSE_PROFILES=/' -e 's/^#\(DATABASE_URL=\|WALLET_SERVICE_DATABASE_POOLER=\|WALLET_SERVICE_READ_REPLICA_URLS=\)/\1/' \
+    -e "s/<POSTGRES_APP_PASSWORD>/$COMPOSE_APP_PASSWORD/g" -e '/^DATABASE_URL=$/d' -e '/^WALLET_SERVICE_DATABASE_POOLER=$/d' \
+    -e '/^WALLET_SERVICE_READ_REPLICA_URLS=$/d' "$STATE/compose-run.env" >"$STATE/compose-replica-run.env"
+cp "$STATE/compose-replica-run.env" "$STATE/compose-run.env"  # podman_compose (and cleanup) read this one
+podman_compose --profile replica build pgbouncer || fail "building the pgbouncer image: $(tail -n 20 "$STATE/podman-compose.log")"
+podman_compose --profile replica up --detach db || fail "podman-compose up db"
+wait_healthy "${COMPOSE_PROJECT}_db_1"
+migrate_once
+podman_compose --profile replica up --detach --no-deps db-replica pgbouncer || fail "podman-compose up db-replica pgbouncer"
+wait_healthy "${COMPOSE_PROJECT}_db-replica_1"
+podman_compose --profile replica up --detach --no-deps web worker || fail "podman-compose up web worker"
+for _ in $(seq 1 60); do
+    curl --silent --fail --output /dev/null "http://127.0.0.1:$COMPOSE_PORT/status" && break
+    sleep 0.5
+done
+python3 deploy/smoke.py "http://127.0.0.1:$COMPOSE_PORT" || {
+    podman logs --tail 30 "${COMPOSE_PROJECT}_web_1"
+    fail "smoke test through PgBouncer, with the replica"
+}
+replica_psql() {
+    podman exec --env PGPASSWORD="$COMPOSE_APP_PASSWORD" "${COMPOSE_PROJECT}_db_1" \
+        psql --host="$1" --port="$2" --username=wallet_app --dbname=wallet --no-psqlrc --tuples-only --no-align -c "$3"
+}
+# pg_stat_replication's state is shown to superusers only: asked as the owner, over db's local socket.
+[[ "$(podman exec "${COMPOSE_PROJECT}_db_1" psql --username=wallet --dbname=wallet --no-psqlrc --tuples-only --no-align \
+    -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" == 1 ]] || fail "db-replica is not streaming from db"
+[[ "$(replica_psql db-replica 5432 "SELECT pg_is_in_recovery()")" == t ]] || fail "db-replica is not a standby"
+# What the smoke test wrote through PgBouncer reached the replica; web holds connections to it.
+[[ "$(replica_psql db-replica 5432 "SELECT count(*) > 0 FROM wallets_operation")" == t ]] || fail "db-replica has no operations"
+replica_psql db-replica 5432 "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wallet_app' AND pid <> pg_backend_pid()" |
+    grep -qvx 0 || fail "web never connected to db-replica"
+[[ "$(replica_psql pgbouncer 6432 "SELECT current_setting('port')")" == 5432 ]] || fail "pgbouncer does not reach db"
+podman_compose --profile replica down --volumes || fail "podman-compose down --volumes (profile replica)"
+podman untag "$IMAGE" localhost/wallet-service:latest
+passed "db-replica streaming and read by web, writes through PgBouncer (transaction mode), smoke test passed"
 
 echo
 echo "deploy-check passed: $STEP steps in $((SECONDS - STARTED)) s"

@@ -102,7 +102,11 @@ def run(base: str, metrics_token: str | None, metrics_public: bool = False) -> N
     top_up = {"wallet": client_wallet, "amount": "100.00"}
     key = f"smoke-{suffix}"
     deposit, _ = call(base, "POST", "/wallet/deposit", top_up, client_token, idempotency_key=key)
-    check(deposit == {"wallet": client_wallet, "balance": "100.00"}, f"deposit answer {deposit!r}")
+    money = {"held": "0.00"}  # wallet bodies carry held and available (balance - held)
+    check(
+        deposit == {"wallet": client_wallet, "balance": "100.00", "available": "100.00", **money},
+        f"deposit answer {deposit!r}",
+    )
     # The same request again with its Idempotency-Key: the stored answer, and no second deposit.
     replay, headers = call(base, "POST", "/wallet/deposit", top_up, client_token, idempotency_key=key)
     check(replay == deposit and headers.get("Idempotent-Replayed") == "true", f"replayed deposit {replay!r}")
@@ -134,7 +138,7 @@ def run(base: str, metrics_token: str | None, metrics_public: bool = False) -> N
         company_token,
     )
     check(
-        charge.keys() == {"wallet", "balance", "operation"}
+        charge.keys() == {"wallet", "balance", "held", "available", "operation"}
         and (charge["wallet"], charge["balance"]) == (merchant_wallet, "25.00")
         and isinstance(charge["operation"], int),
         f"charge answer {charge!r}",
@@ -149,7 +153,10 @@ def run(base: str, metrics_token: str | None, metrics_public: bool = False) -> N
     check(headers.get("WWW-Authenticate") == "Token", "401 without WWW-Authenticate: Token")
 
     info, _ = call(base, "GET", f"/wallet/info/{client_wallet}", token=client_token)
-    check(info == {"wallet": client_wallet, "balance": "75.00"}, f"client wallet after charges {info!r}")
+    check(
+        info == {"wallet": client_wallet, "balance": "75.00", "available": "75.00", **money},
+        f"client wallet after charges {info!r}",
+    )
     history, _ = call(base, "GET", f"/wallet/history/{client_wallet}", token=client_token)
     seen = [(item["source__token"], item["target__token"], item["amount"], item["success"]) for item in history]
     # The merchant's wallet token is a credential: the client sees it masked to its last four characters.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import connections
 
 from accounts.models import User
 from events.models import Event
+from wallet_service import db_routing
 
 EVENTS = Event._meta.db_table
 
@@ -41,11 +42,13 @@ SELECT e.public_id, e.type, e.created_at, e.data
 POSITION = f"SELECT xid::text, id FROM {EVENTS} WHERE public_id = %s AND owner_id = %s"
 
 
-def event_list(*, owner: User, after: str | None = None, limit: int = 100) -> list[EventRow]:
+# A replica behind the server that listed ``after`` may not know it yet: the primary does.
+@db_routing.replica_read(retry_on=(UnknownEvent,))
+def event_list(*, owner: User, after: str | None = None, limit: int = 100, using: str) -> list[EventRow]:
     """Up to ``limit`` of ``owner``'s events, oldest first, after the event ``after`` (an id of the
     owner's; UnknownEvent otherwise). A new event always sorts after every event already listed, so a
     consumer that remembers the last id it saw misses nothing."""
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         position = ("0", 0)
         if after is not None:
             cursor.execute(POSITION, [after, owner.pk])

@@ -64,6 +64,8 @@ class Config:
     auth_throttle_rate: ThrottleRate | None
     num_proxies: int
     database_url: str | None
+    read_replica_urls: tuple[str, ...]
+    database_pooler: str | None
     metrics_token: str | None
     metrics_public: bool
     admin_enabled: bool
@@ -183,6 +185,51 @@ def parse_database_url(value: str | None) -> str | None:
     return value
 
 
+def parse_read_replica_urls(value: str | None) -> tuple[str, ...]:
+    """Space-separated PostgreSQL URLs of streaming replicas, each naming a host and a database."""
+    name = "WALLET_SERVICE_READ_REPLICA_URLS"
+    if value is None:
+        return ()
+    urls = tuple(value.split())
+    for url in urls:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+        except ValueError:
+            raise ConfigError(name, f"{_redacted(url)!r} has an invalid port") from None
+        if parts.scheme not in ("postgres", "postgresql") or not parts.hostname or not parts.path.strip("/"):
+            raise ConfigError(
+                name, f"{_redacted(url)!r} is not a PostgreSQL URL like postgres://user:pass@replica:5432/wallet"
+            )
+    if len(set(urls)) != len(urls):
+        raise ConfigError(name, "lists the same replica twice")
+    return urls
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password, for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+DATABASE_POOLERS = ("none", "pgbouncer")
+
+
+def parse_database_pooler(value: str | None) -> str | None:
+    """What DATABASE_URL reaches: PostgreSQL itself (``none``) or PgBouncer in transaction pooling mode."""
+    if value is None or value.lower() == "none":
+        return None
+    if value.lower() not in DATABASE_POOLERS:
+        raise ConfigError(
+            "WALLET_SERVICE_DATABASE_POOLER",
+            f"{value!r} is not one of {', '.join(DATABASE_POOLERS)} (pgbouncer: DATABASE_URL is a PgBouncer "
+            "in transaction pooling mode)",
+        )
+    return value.lower()
+
+
 def parse_metrics_token(value: str | None) -> str | None:
     if value is not None and not METRICS_TOKEN_RE.fullmatch(value):
         raise ConfigError(
@@ -277,6 +324,8 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         auth_throttle_rate=parse_throttle_rate(_get(env, "WALLET_SERVICE_AUTH_THROTTLE_RATE")),
         num_proxies=num_proxies,
         database_url=parse_database_url(_get(env, "DATABASE_URL")),
+        read_replica_urls=parse_read_replica_urls(_get(env, "WALLET_SERVICE_READ_REPLICA_URLS")),
+        database_pooler=parse_database_pooler(_get(env, "WALLET_SERVICE_DATABASE_POOLER")),
         metrics_token=metrics_token,
         metrics_public=parse_metrics_public(_get(env, "WALLET_SERVICE_METRICS_PUBLIC"), metrics_token),
         admin_enabled=parse_bool(

@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # With read replicas: after a write request, the user's WAL position (wallet_service/db_routing.py).
+    "wallet_service.db_routing.WritePositionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -89,6 +91,25 @@ DATABASES = {
 DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
     "django.db.backends.", "django_prometheus.db.backends.", 1
 )
+# Behind PgBouncer in transaction pooling mode (docs/SCALING.md, "PgBouncer"), each transaction may run
+# on another server connection: no named cursors (a server-side cursor outlives its transaction only
+# WITH HOLD, and .iterator() would use one), no prepared statements (PgBouncer 1.18 does not track them).
+# The code keeps no other session state: its SET statements are set_config(..., true), local to a
+# transaction. Migrations take a session-level advisory lock and must connect to PostgreSQL directly.
+WALLET_SERVICE_DATABASE_POOLER = CONFIG.database_pooler
+if CONFIG.database_pooler == "pgbouncer":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+# Streaming replicas that may serve reads (WALLET_SERVICE_READ_REPLICA_URLS): aliases replica_0, replica_1...
+# Only wallet_service/db_routing.py sends queries there, and only when that cannot change an answer.
+# A replica that does not answer within two seconds is skipped (libpq's smallest connect_timeout).
+READ_REPLICAS = tuple(f"replica_{index}" for index in range(len(CONFIG.read_replica_urls)))
+for alias, replica_url in zip(READ_REPLICAS, CONFIG.read_replica_urls, strict=True):
+    DATABASES[alias] = dj_database_url.parse(replica_url, conn_max_age=600, conn_health_checks=True)
+    DATABASES[alias]["ENGINE"] = DATABASES["default"]["ENGINE"]
+    DATABASES[alias].setdefault("OPTIONS", {})["connect_timeout"] = 2
+    # Tests never create a database for a replica: it is a copy of the primary's.
+    DATABASES[alias]["TEST"] = {"MIRROR": "default"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import connection, connections
 
 from accounts.models import Company, User
+from wallet_service import db_routing
 from wallets import sql
 from wallets.errors import HoldNotFound, WalletNotFound
 from wallets.items import HoldRow, OperationRow
@@ -37,29 +38,31 @@ class HistoryPosition:
     snapshot: str | None = None
 
 
-def _owned_wallets(condition: str, params: list) -> list[Wallet]:
+def _owned_wallets(condition: str, params: list, using: str) -> list[Wallet]:
     """The owner's wallets, each with ``current_balance`` (the settled balance plus the pending
     credits) and ``held``, read in one statement (wallets.sql.OWNED_WALLETS)."""
-    found = list(Wallet.objects.raw(f"{sql.OWNED_WALLETS} {condition}", params))
+    found = list(Wallet.objects.db_manager(using).raw(f"{sql.OWNED_WALLETS} {condition}", params))
     for wallet in found:
         wallet.current_balance, wallet.held = wallet.__dict__.pop("money"), wallet.__dict__.pop("held_amount")
     return found
 
 
-def wallet_list(*, owner: User, after_id: int | None = None, limit: int = 100) -> list[Wallet]:
+@db_routing.replica_read()
+def wallet_list(*, owner: User, after_id: int | None = None, limit: int = 100, using: str) -> list[Wallet]:
     """Up to ``limit`` of the owner's wallets, oldest first, after the wallet ``after_id`` when given,
     each with ``current_balance``. A keyset range of the (owner, id) index: no OFFSET."""
     if after_id is None:
-        return _owned_wallets("ORDER BY w.id LIMIT %s", [owner.pk, limit])
-    return _owned_wallets("AND w.id > %s ORDER BY w.id LIMIT %s", [owner.pk, after_id, limit])
+        return _owned_wallets("ORDER BY w.id LIMIT %s", [owner.pk, limit], using)
+    return _owned_wallets("AND w.id > %s ORDER BY w.id LIMIT %s", [owner.pk, after_id, limit], using)
 
 
-def wallet_get(*, owner: User, token: str) -> Wallet:
+@db_routing.replica_read()
+def wallet_get(*, owner: User, token: str, using: str) -> Wallet:
     """The owner's wallet with this token, with ``current_balance``; WalletNotFound if there is none
     (or it is someone else's)."""
     if not WALLET_TOKEN_RE.fullmatch(token):
         raise WalletNotFound()
-    found = _owned_wallets("AND w.token = %s", [owner.pk, token])
+    found = _owned_wallets("AND w.token = %s", [owner.pk, token], using)
     if not found:
         raise WalletNotFound()
     return found[0]
@@ -90,6 +93,7 @@ class HistoryPage(NamedTuple):
     snapshot: str | None
 
 
+@db_routing.replica_read(db_routing.history_requirement)
 def operation_list(
     *,
     owner: User,
@@ -98,6 +102,7 @@ def operation_list(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
+    using: str,
 ) -> HistoryPage:
     """Up to ``limit`` operations of ``owner``'s wallet ``wallet_token``, newest first, strictly after
     ``after`` in that order; WalletNotFound when the wallet is not the owner's (or does not exist).
@@ -120,7 +125,7 @@ def operation_list(
     if not WALLET_TOKEN_RE.fullmatch(wallet_token):
         raise WalletNotFound()
     conditions, params = _keyset_conditions(after=after, since=since, until=until)
-    snapshot = after.snapshot if after is not None else None
+    snapshot = db_routing.split_snapshot(after.snapshot)[0] if after is not None and after.snapshot else None
     if snapshot is not None:
         # A transaction sees its own writes (only tests read history inside a writing transaction).
         conditions += " AND (pg_visible_in_snapshot(xid, %s::pg_snapshot) OR xid = pg_current_xact_id_if_assigned())"
@@ -136,7 +141,7 @@ def operation_list(
         SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, source.token, target.token,
                source.owner_id, target.owner_id, source_company.name, target_company.name,
                hold.public_id, o.refund_of_id
-               {", pg_current_snapshot()::text" if read_snapshot else ""}
+               {", " + db_routing.SNAPSHOT_SQL if read_snapshot else ""}
         FROM ({side.format(column="source_id", alias="by_source")}
               UNION ALL
               {side.format(column="target_id", alias="by_target")}) AS page
@@ -150,7 +155,7 @@ def operation_list(
         LIMIT %s
     """
     side_params = [*params, limit]
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(statement, [wallet_token, owner.pk, *side_params, *side_params, limit])
         rows = cursor.fetchall()
         if not rows:
@@ -163,12 +168,13 @@ def operation_list(
     return HistoryPage([OperationRow(*row) for row in rows], snapshot)
 
 
-def hold_get(*, merchant: User, hold_id: str) -> HoldRow:
+@db_routing.replica_read()
+def hold_get(*, merchant: User, hold_id: str, using: str) -> HoldRow:
     """``merchant``'s hold ``hold_id`` with both wallets' tokens and owners, and whether it has
     expired by the database's clock (a pending hold past ``expires_at`` is expired whether or not
     the expiry job has run); HoldNotFound for a hold placed by anyone else."""
     check_hold_id(hold_id)
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(sql.HOLD_ROW + " WHERE h.public_id = %s AND m.owner_id = %s", [hold_id, merchant.pk])
         row = cursor.fetchone()
     if row is None:

@@ -91,3 +91,9 @@ def test_the_lock_is_released_after_migrating():
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
         assert cursor.fetchone()[0] == 0
+
+
+def test_behind_pgbouncer_it_refuses_to_migrate_and_says_to_connect_directly(settings):
+    settings.WALLET_SERVICE_DATABASE_POOLER = "pgbouncer"
+    with pytest.raises(CommandError, match="must connect to PostgreSQL directly"):
+        call_command("migrate_locked", stdout=io.StringIO())

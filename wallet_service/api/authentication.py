@@ -9,6 +9,11 @@ presented again are removed by ``manage.py purge_auth``.
 Every request runs this query, so its SQL is written once and the rows are turned into model
 instances with ``Model.from_db``: building the same query through the ORM cost ~0.6 ms of CPU per
 request, a sixth of a whole ``GET /wallet/info`` (profiled with py-spy; docs/PERFORMANCE.md).
+
+It always runs on the primary, whatever the request: a logged-out or expired key must stop working at
+once, which a replica a moment behind would not see. With read replicas configured, the same query also
+returns the user's last write position and the primary's current one (wallet_service/db_routing.py):
+what decides, at no extra round trip, whether a replica may serve a GET.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 from functools import cache
 from hmac import compare_digest
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
@@ -25,6 +31,8 @@ from knox.models import get_token_model
 from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
+
+from wallet_service import db_routing
 
 INVALID_TOKEN = "Invalid, expired or logged-out token."
 
@@ -44,6 +52,14 @@ def _lookup_sql() -> tuple[str, list, list]:
         f"t.{quote(token_model._meta.get_field('user').column)} "
         f"WHERE t.{quote(token_model._meta.get_field('token_key').column)} = %s"
     )
+    if settings.READ_REPLICAS:
+        # The user's last write position (0 when none) and the primary's current one, as numbers.
+        user_id = f"u.{quote(user_model._meta.pk.column)}"
+        positions = (
+            f"COALESCE((SELECT p.lsn FROM wallet_service_writeposition p WHERE p.user_id = {user_id}), '0/0'::pg_lsn)"
+            " - '0/0'::pg_lsn, pg_current_wal_lsn() - '0/0'::pg_lsn"
+        )
+        sql = sql.replace(" FROM ", f", {positions} FROM ", 1)
     return sql, token_fields, user_fields
 
 
@@ -55,9 +71,12 @@ def _tokens_with_prefix(prefix: str) -> list:
         rows = cursor.fetchall()
     tokens = []
     for values in rows:  # psycopg returns the Python types the ORM would (no converters on PostgreSQL)
-        split = len(token_fields)
+        split, end = len(token_fields), len(token_fields) + len(user_fields)
         token = get_token_model().from_db(connection.alias, [f.attname for f in token_fields], values[:split])
-        token.user = get_user_model().from_db(connection.alias, [f.attname for f in user_fields], values[split:])
+        token.user = get_user_model().from_db(connection.alias, [f.attname for f in user_fields], values[split:end])
+        if len(values) > end:
+            token.user_write_lsn = int(values[end])
+            db_routing.note_primary_lsn(int(values[end + 1]))
         tokens.append(token)
     return tokens
 
@@ -75,9 +94,9 @@ class TokenAuthentication(KnoxTokenAuthentication):
             key = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN) from None
-        return self.authenticate_credentials(key)
+        return self.authenticate_credentials(key, request)
 
-    def authenticate_credentials(self, key: str):
+    def authenticate_credentials(self, key: str, request=None):
         if len(key) > CONSTANTS.MAXIMUM_TOKEN_PREFIX_LENGTH + knox_settings.AUTH_TOKEN_CHARACTER_LENGTH:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
         digest = hash_token(key)
@@ -87,5 +106,10 @@ class TokenAuthentication(KnoxTokenAuthentication):
             if auth_token.expiry is not None and auth_token.expiry <= timezone.now():
                 auth_token.delete()
                 break
-            return self.validate_user(auth_token)
+            user, auth_token = self.validate_user(auth_token)
+            safe = request is not None and request.method in db_routing.SAFE_METHODS
+            if safe and hasattr(auth_token, "user_write_lsn"):
+                # This request may read from a replica that has replayed the user's last write.
+                setattr(user, db_routing.READ_LSN, auth_token.user_write_lsn)
+            return user, auth_token
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)

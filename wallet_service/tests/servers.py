@@ -196,6 +196,113 @@ class PostgresCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class ReplicaCluster(PostgresCluster):
+    """A streaming replica of ``primary`` (a PostgresCluster): ``pg_basebackup -R`` into a data directory
+    of its own, started on its own port as a hot standby that follows the primary."""
+
+    def __init__(self, primary: PostgresCluster):
+        super().__init__()
+        self.primary = primary
+
+    def init(self) -> ReplicaCluster:
+        self._run(
+            str(self.bin / "pg_basebackup"),
+            *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast"),
+            *("-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres"),
+            timeout=120,
+        )
+        return self.start()
+
+    def replay_lsn(self) -> int:
+        return int(self.query("postgres", "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn")[0][0])
+
+    def catch_up(self, timeout: float = 30) -> None:
+        """Wait until the replica has replayed everything the primary has written."""
+        target = int(self.primary.query("postgres", "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0])
+        deadline = time.monotonic() + timeout
+        while self.replay_lsn() < target:
+            if time.monotonic() > deadline:
+                raise AssertionError("the replica did not catch up with the primary")
+            time.sleep(0.02)
+
+    def pause_replay(self) -> None:
+        self.query("postgres", "SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        self.query("postgres", "SELECT pg_wal_replay_resume()")
+
+
+def pgbouncer_binary() -> str:
+    """Debian's pgbouncer (.ci/run installs it): a test that needs it fails, never skips, without it."""
+    found = shutil.which("pgbouncer") or next(
+        (path for path in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(path, os.X_OK)), None
+    )
+    if found is None:
+        pytest.fail("pgbouncer is not installed: apt-get install pgbouncer (.ci/run does it)")
+    return found
+
+
+class PgBouncer:
+    """PgBouncer in transaction pooling mode on a spare 127.0.0.1 port, in front of the PostgreSQL of
+    ``upstream`` (a URL), with ``pool_size`` server connections per database; trust authentication.
+    Its configuration and log live in a temporary directory, deleted by ``stop``."""
+
+    def __init__(self, upstream: str, *, pool_size: int = 2):
+        self.binary = pgbouncer_binary()
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="wallet-pgbouncer-"))
+        self.log = self.dir / "pgbouncer.log"
+        parts = urlsplit(upstream)
+        self.user = parts.username or "postgres"
+        (self.dir / "users.txt").write_text(f'"{self.user}" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host={parts.hostname} port={parts.port or 5432}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\nadmin_users = {self.user}\n"
+            f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\n"
+            f"logfile = {self.log}\npidfile = {self.dir / 'pgbouncer.pid'}\n"
+        )
+        self.process: subprocess.Popen | None = None
+
+    def url(self, database: str) -> str:
+        return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> PgBouncer:
+        account = embedded_db.server_account(self.dir)  # as root: nobody (pgbouncer refuses to run as root)
+        command = [self.binary, str(self.dir / "pgbouncer.ini")]
+        if account is not None:
+            for path in (self.dir, *self.dir.iterdir()):
+                os.chown(path, account.pw_uid, account.pw_gid)
+            command[1:1] = ["-u", account.pw_name]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = self.log.read_text() if self.log.exists() else ""
+                raise RuntimeError(f"pgbouncer exited: {log}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("pgbouncer did not start listening")
+
+    def show(self, what: str) -> list[dict]:
+        """``SHOW <what>`` on the admin console (simple query protocol only: a client-side cursor)."""
+        with psycopg.connect(self.url("pgbouncer"), autocommit=True, cursor_factory=psycopg.ClientCursor) as admin:
+            cursor = admin.execute(f"SHOW {what}")
+            names = [column.name for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class LossyProxy:
     """A TCP proxy in front of a server that loses some answers: it forwards each request, reads the
     whole answer, and for a fraction ``loss`` of them closes the client's connection instead of

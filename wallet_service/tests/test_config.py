@@ -29,6 +29,7 @@ def test_defaults_are_production_safe():
     assert config.metrics_token is None
     assert config.metrics_public is False
     assert config.admin_enabled is True
+    assert (config.read_replica_urls, config.database_pooler) == ((), None)
     assert (config.secure_ssl_redirect, config.secure_hsts_seconds, config.secure_cookies) == (False, 0, True)
     assert (config.secure_hsts_include_subdomains, config.secure_hsts_preload) == (False, False)
 
@@ -124,6 +125,12 @@ def test_empty_values_mean_default():
         ("WALLET_SERVICE_SECURE_COOKIES", "2"),
         ("WALLET_SERVICE_ADMIN_ENABLED", "nope"),
         ("WALLET_SERVICE_METRICS_PUBLIC", "open"),
+        ("WALLET_SERVICE_READ_REPLICA_URLS", "mysql://root@replica/wallet"),
+        ("WALLET_SERVICE_READ_REPLICA_URLS", "postgres://u@replica:5432/wallet replica:5432"),
+        ("WALLET_SERVICE_READ_REPLICA_URLS", "postgres://u@replica:5432/"),
+        ("WALLET_SERVICE_READ_REPLICA_URLS", "postgres://u@replica:port/wallet"),
+        ("WALLET_SERVICE_READ_REPLICA_URLS", "postgres://r1/wallet postgres://r1/wallet"),
+        ("WALLET_SERVICE_DATABASE_POOLER", "pgpool"),
     ],
 )
 def test_invalid_value_is_refused_naming_the_variable(variable, value):
@@ -250,6 +257,33 @@ def test_manage_py_stops_on_a_bad_admin_switch_naming_it():
     result = run_python(["manage.py", "check"], SECRET | {"WALLET_SERVICE_ADMIN_ENABLED": "perhaps"})
     assert result.returncode != 0
     assert "WALLET_SERVICE_ADMIN_ENABLED" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_read_replicas_and_the_pooler_are_read():
+    config = load_config(
+        SECRET
+        | {
+            "WALLET_SERVICE_READ_REPLICA_URLS": " postgres://u:p@replica-1:5432/wallet  postgresql://u@r2/wallet ",
+            "WALLET_SERVICE_DATABASE_POOLER": "PgBouncer",
+        }
+    )
+    assert config.read_replica_urls == ("postgres://u:p@replica-1:5432/wallet", "postgresql://u@r2/wallet")
+    assert config.database_pooler == "pgbouncer"
+    assert load_config(SECRET | {"WALLET_SERVICE_DATABASE_POOLER": "none"}).database_pooler is None
+
+
+def test_a_bad_replica_url_is_refused_without_showing_its_password():
+    with pytest.raises(ConfigError) as raised:
+        load_config(SECRET | {"WALLET_SERVICE_READ_REPLICA_URLS": "mysql://user:hunter2@replica/wallet"})
+    assert "hunter2" not in str(raised.value)
+    assert "mysql://user:***@replica/wallet" in str(raised.value)
+
+
+def test_manage_py_stops_on_a_bad_replica_url_naming_the_variable():
+    result = run_python(["manage.py", "check"], SECRET | {"WALLET_SERVICE_READ_REPLICA_URLS": "replica:5432"})
+    assert result.returncode != 0
+    assert "WALLET_SERVICE_READ_REPLICA_URLS" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -9,6 +9,7 @@ and one would fail half-way; here the second waits for the lock, then finds noth
 runtime role's privileges always match the schema just migrated (``none`` or empty: skip).
 """
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, transaction
@@ -37,6 +38,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, database, lock_timeout, grant_runtime_role, **options):
         connection = connections[database]
+        if database == DEFAULT_DB_ALIAS and getattr(settings, "WALLET_SERVICE_DATABASE_POOLER", None):
+            # Behind transaction pooling, the session that took the lock is not the one that releases it.
+            raise CommandError(
+                "WALLET_SERVICE_DATABASE_POOLER is set: migrations hold a session-level advisory lock and must "
+                "connect to PostgreSQL directly, not through PgBouncer in transaction pooling mode "
+                "(point DATABASE_URL at PostgreSQL and leave WALLET_SERVICE_DATABASE_POOLER empty)"
+            )
         role = "" if grant_runtime_role.strip().lower() in ("", "none") else grant_runtime_role.strip()
         self.stdout.write("Waiting for the migration lock...")
         try:
