@@ -23,6 +23,7 @@ DESCRIPTIONS = {
     "pgbench_hot": "pgbench: one charge's SQL, one merchant",
     "charge_spread": "POST /wallet/charge, 50 merchants",
     "charge_hot": "POST /wallet/charge, one merchant",
+    "charges_bulk": "POST /wallet/charges, batches of 100, 50 merchants (req/s = batches/s)",
     "deposit": "POST /wallet/deposit",
     "info": "GET /wallet/info/<wallet>",
     "hold_capture": "POST /wallet/hold, then its /capture (half each)",
@@ -50,6 +51,10 @@ def targets(scenarios: dict, cores: int = 0, audit: dict | None = None) -> list[
     rows.append(("charges spread ≥ 0.30 × pgbench spread", value, 0.30))
     value = ratio(spread and spread["rps"], ORIGINAL_CHARGES_PER_S)
     rows.append(("charges spread ≥ 5 × the original (110/s)", value, 5.0))
+    bulk = get("charges_bulk")
+    if bulk:
+        value = ratio(bulk["charges_per_s"], pg_spread and pg_spread["rps"])
+        rows.append(("bulk charges per s ≥ 3 × pgbench spread (single charges)", value, 3.0))
     value = ratio(hot and hot["rps"], spread and spread["rps"])
     rows.append(("charges hot ≥ 0.9 × charges spread", value, 0.9))
     histories = sorted(

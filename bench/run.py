@@ -74,6 +74,7 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL") or "postgres://postgres@127.
 HTTP_SCENARIOS = [
     "charge_spread",
     "charge_hot",
+    "charges_bulk",
     "deposit",
     "info",
     *(f"history_{size}" for size in HISTORY_SIZES),
@@ -81,6 +82,8 @@ HTTP_SCENARIOS = [
     "refund",
 ]
 PGBENCH_SCENARIOS = ["pgbench_spread", "pgbench_hot"]
+# Charges per request of each scenario that sends several in one (bench/wrk.lua's BULK_BATCH).
+CHARGES_PER_REQUEST = {"charges_bulk": 100}
 SELECTED = os.environ.get("BENCH_SCENARIOS", "").split() or PGBENCH_SCENARIOS + HTTP_SCENARIOS
 
 
@@ -655,9 +658,18 @@ def main() -> int:
             result["cpu_ms_per_request"] = {
                 key: round(value * 1000 / max(result["requests"], 1), 2) for key, value in cpu.items()
             }
+            if name in CHARGES_PER_REQUEST:
+                result["charges_per_request"] = CHARGES_PER_REQUEST[name]
+                result["charges_per_s"] = round(result["rps"] * CHARGES_PER_REQUEST[name], 1)
+                result["cpu_ms_per_charge"] = {
+                    key: round(value / CHARGES_PER_REQUEST[name], 3)
+                    for key, value in result["cpu_ms_per_request"].items()
+                }
             result["money"] = money_check()
             scenarios[name] = result
             line = f"  {result['rps']:>8.1f} req/s"
+            if "charges_per_s" in result:
+                line += f" ({result['charges_per_s']:.1f} charges/s)"
             if "p99_ms" in result:
                 line += f"  p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  non-2xx {result['non2xx']}"
             line += "  cpu s: " + " ".join(f"{key}={value}" for key, value in cpu.items())

@@ -7,6 +7,9 @@
 -- in 10 minutes) and, as each hold's 201 arrives, its next request captures 0.01 of it (final: the rest is
 -- released). So about half the requests are holds and half captures: a pair is two requests.
 -- refund: a merchant refunds 0.01 of one of its charges of 100.00 made during the set-up.
+-- charges_bulk: POST /wallet/charges, a batch of BULK_BATCH (100) charges of 0.01 by a random merchant,
+-- each from a random one of the client wallets, each with its unique summary. A request is 100 charges;
+-- an item whose own status is not 200 counts as a non-2xx answer.
 -- Non-2xx answers are counted per thread (wrk itself only counts status >= 400) and the first
 -- one is kept for the report. done() prints one line "BENCH_JSON {...}" that run.py parses.
 
@@ -35,6 +38,8 @@ function init(args)
    to_capture = {}  -- holds placed by this thread whose 201 arrived: {hold id, merchant key}, oldest first
 end
 
+BULK_BATCH = 100
+
 local function pick(list)
    return list[math.random(#list)]
 end
@@ -53,6 +58,13 @@ function request()
       local merchant = scenario == "charge_hot" and data.merchants[1] or pick(data.merchants)
       local body = string.format('{"wallet":"%s","amount":"0.01","summary":"bench %d-%d"}', pick(data.sources), thread_id, counter)
       return post("/wallet/charge", merchant, body)
+   elseif scenario == "charges_bulk" then
+      local items = {}
+      for i = 1, BULK_BATCH do
+         items[i] = string.format('{"wallet":"%s","amount":"0.01","summary":"bulk %d-%d-%d"}',
+            pick(data.sources), thread_id, counter, i)
+      end
+      return post("/wallet/charges", pick(data.merchants), '{"charges":[' .. table.concat(items, ",") .. ']}')
    elseif scenario == "deposit" then
       local wallet = pick(data.owned)
       local body = string.format('{"wallet":"%s","amount":"0.01","summary":"bench %d-%d"}', wallet[2], thread_id, counter)
@@ -84,6 +96,15 @@ function response(status, headers, body)
       local merchant = merchant_of_wallet[string.match(body, '"merchant_wallet":"([^"]+)"')]
       if hold ~= nil and merchant ~= nil then
          table.insert(to_capture, { hold, merchant })
+      end
+   end
+   if status == 200 and scenario == "charges_bulk" then
+      -- 200 answers a batch whatever its items' outcomes: count every item that is not a 200 as an error.
+      for item in string.gmatch(body, '"status":[013-9]%d%d[^}]*}') do
+         non2xx = non2xx + 1
+         if first_error == "" then
+            first_error = "200 with an item " .. item
+         end
       end
    end
    if status < 200 or status > 299 then
