@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db import connection, connections
+from django.db import connections
 
 from accounts.models import Company, User
 from wallet_service import db_routing
@@ -68,25 +68,6 @@ def wallet_get(*, owner: User, token: str, using: str) -> Wallet:
     return found[0]
 
 
-def _keyset_conditions(
-    *, after: HistoryPosition | None, since: datetime | None, until: datetime | None
-) -> tuple[str, list]:
-    """SQL conditions (each starting with AND) and their parameters, for one side of the history."""
-    adapt = connection.ops.adapt_datetimefield_value
-    sql, params = [], []
-    if since is not None:
-        sql.append("AND created_at >= %s")
-        params.append(adapt(since))
-    if until is not None:
-        sql.append("AND created_at < %s")
-        params.append(adapt(until))
-    if after is not None:
-        # (created_at, id) < (after.created_at, after.id), written so that the index range starts at the cursor.
-        sql.append("AND created_at <= %s AND (created_at < %s OR id < %s)")
-        params.extend([adapt(after.created_at), adapt(after.created_at), after.id])
-    return " ".join(sql), params
-
-
 class HistoryPage(NamedTuple):
     operations: list[OperationRow]
     # The snapshot the first page of a walk was read in; later pages show only what it saw.
@@ -124,28 +105,19 @@ def operation_list(
     """
     if not WALLET_TOKEN_RE.fullmatch(wallet_token):
         raise WalletNotFound()
-    conditions, params = _keyset_conditions(after=after, since=since, until=until)
     snapshot = db_routing.split_snapshot(after.snapshot)[0] if after is not None and after.snapshot else None
-    if snapshot is not None:
-        # A transaction sees its own writes (only tests read history inside a writing transaction).
-        conditions += " AND (pg_visible_in_snapshot(xid, %s::pg_snapshot) OR xid = pg_current_xact_id_if_assigned())"
-        params = [*params, snapshot]
     read_snapshot = snapshot is None
-    operations, wallets, companies, holds = sql.OPERATIONS, sql.WALLETS, Company._meta.db_table, sql.HOLDS
-    side = (
-        f"SELECT id FROM (SELECT id, created_at FROM {operations} WHERE {{column}} = (SELECT id FROM owned) "
-        f"{conditions} ORDER BY created_at DESC, id DESC LIMIT %s) AS {{alias}}"
-    )
+    wallets, companies, holds = sql.WALLETS, Company._meta.db_table, sql.HOLDS
+    # Each side is one index range of ``limit`` rows in the index's order, whatever the statistics say
+    # (the function wallet_history_side, migration 0007); only the 2 x ``limit`` rows of both are sorted.
+    side = "SELECT * FROM wallet_history_side((SELECT id FROM owned), {as_source}, %s, %s, %s, %s, %s::pg_snapshot, %s)"
     statement = f"""
         WITH owned AS (SELECT id FROM {wallets} WHERE token = %s AND owner_id = %s)
         SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, source.token, target.token,
                source.owner_id, target.owner_id, source_company.name, target_company.name,
                hold.public_id, o.refund_of_id
                {", " + db_routing.SNAPSHOT_SQL if read_snapshot else ""}
-        FROM ({side.format(column="source_id", alias="by_source")}
-              UNION ALL
-              {side.format(column="target_id", alias="by_target")}) AS page
-        JOIN {operations} AS o ON o.id = page.id
+        FROM ({side.format(as_source="TRUE")} UNION ALL {side.format(as_source="FALSE")}) AS o
         LEFT JOIN {wallets} AS source ON source.id = o.source_id
         JOIN {wallets} AS target ON target.id = o.target_id
         LEFT JOIN {companies} AS source_company ON source_company.user_id = source.owner_id
@@ -154,7 +126,14 @@ def operation_list(
         ORDER BY o.created_at DESC, o.id DESC
         LIMIT %s
     """
-    side_params = [*params, limit]
+    side_params = [
+        since,
+        until,
+        after.created_at if after is not None else None,
+        after.id if after is not None else None,
+        snapshot,
+        limit,
+    ]
     with connections[using].cursor() as cursor:
         cursor.execute(statement, [wallet_token, owner.pk, *side_params, *side_params, limit])
         rows = cursor.fetchall()

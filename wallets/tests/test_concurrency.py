@@ -171,7 +171,7 @@ def test_a_history_page_is_one_snapshot_even_when_writes_commit_while_it_is_read
 
     def after_first_ledger_statement(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
-        if not injected and "wallets_operation" in sql:
+        if not injected and "wallet_history_side" in sql:
             injected.append(sql)
             on_another_connection(commit_x_then_y)
         return result
