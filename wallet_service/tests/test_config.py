@@ -250,3 +250,11 @@ def test_manage_py_stops_on_a_bad_admin_switch_naming_it():
     assert result.returncode != 0
     assert "WALLET_SERVICE_ADMIN_ENABLED" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_private_webhook_urls_are_refused_unless_allowed():
+    assert load_config(SECRET).webhook_allow_private is False
+    assert load_config(SECRET | {"WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE": "True"}).webhook_allow_private is True
+    with pytest.raises(ConfigError) as raised:
+        load_config(SECRET | {"WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE": "sometimes"})
+    assert raised.value.variable == "WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE"
