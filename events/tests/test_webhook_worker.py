@@ -88,7 +88,7 @@ def test_a_worker_killed_mid_deliveries_and_restarted_delivers_every_event(tmp_p
         users = subscribed_users(receiver, 2)
         expected = deposits(users, 40)
         worker = start_worker(env, log)
-        assert receiver.wait_for(10, timeout=20), log.read_text()[-3000:]
+        assert receiver.wait_for(10, timeout=40), log.read_text()[-3000:]
         worker.kill()  # SIGKILL: attempts in flight and results not yet recorded are lost with it
         worker.wait()
         got_before = set(receiver.ids())
