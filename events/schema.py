@@ -1,14 +1,22 @@
-"""OpenAPI descriptions of the event feed (see wallet_service/api/schema.py)."""
+"""OpenAPI descriptions of the event feed and the webhook endpoints (see wallet_service/api/schema.py)."""
 
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiViewExtension
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import serializers
 
 from events import apis
 from events.models import EVENT_TYPES
-from wallet_service.api.schema import LIMIT, document, next_link_header
+from events.webhooks import apis as webhook_apis
+from wallet_service.api.problems import PROBLEM_TYPES
+from wallet_service.api.schema import LIMIT, document, next_link_header, problem_responses
 
 
 class EventOutputSerializer(serializers.Serializer):
@@ -43,4 +51,116 @@ class EventListSchema(OpenApiViewExtension):
                 LIMIT,
                 next_link_header(("limit",), parameter="after"),
             ),
+        )
+
+
+WEBHOOK_DELIVERY = (
+    "Each event of a subscribed type that happens after the endpoint was created is POSTed to its URL at "
+    "least once, following the Standard Webhooks specification: the body is the event as `GET /events` shows "
+    "it, with headers `webhook-id` (the event id), `webhook-timestamp` (Unix seconds) and `webhook-signature` "
+    '(`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>" keyed with the secret\'s decoded bytes>`). '
+    "An attempt without a `2xx` within 10 seconds (redirects are not followed) is retried with growing "
+    "delays for at least 24 hours; order is not guaranteed, so deduplicate by `webhook-id`. An endpoint "
+    "whose every attempt has failed for 5 days is disabled."
+)
+
+
+class WebhookInputSerializer(serializers.Serializer):
+    url = serializers.CharField(
+        max_length=2048,
+        help_text="`https://` to a host that is and resolves to public addresses only (not loopback, private, "
+        "link-local or otherwise non-public; IPv4-mapped IPv6 forms included), checked again at each delivery.",
+    )
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(EVENT_TYPES)),
+        required=False,
+        min_length=1,
+        max_length=100,
+        help_text="The event types to send; omitted, every type.",
+    )
+
+
+class WebhookOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The endpoint's id (`DELETE /webhooks/{webhook_id}`).")
+    url = serializers.CharField()
+    events = serializers.ListField(child=serializers.ChoiceField(choices=list(EVENT_TYPES)))
+    created = serializers.DateTimeField(help_text="Events created after this are delivered to it.")
+    disabled = serializers.BooleanField(help_text="True once the endpoint was disabled for failing every attempt.")
+    disabled_at = serializers.DateTimeField(allow_null=True, help_text="When it was disabled (null: it is not).")
+
+
+class WebhookCreatedSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The endpoint's id (`DELETE /webhooks/{webhook_id}`).")
+    url = serializers.CharField()
+    events = serializers.ListField(child=serializers.ChoiceField(choices=list(EVENT_TYPES)))
+    secret = serializers.CharField(
+        help_text="`whsec_<base64>`: the signing secret, shown in this response only. Verify each delivery's "
+        "signature with it (any Standard Webhooks library does)."
+    )
+    created = serializers.DateTimeField(help_text="Events created after this are delivered to it.")
+
+
+class WebhookListSchema(OpenApiViewExtension):
+    target_class = webhook_apis.WebhookListApi
+
+    def view_replacement(self):
+        list_view = document(
+            self.target_class,
+            summary="Your webhook endpoints",
+            description="The caller's endpoints, oldest first, without their secrets.",
+            tags=("webhooks",),
+            responses={200: OpenApiResponse(WebhookOutputSerializer(many=True), description="The endpoints.")},
+            operation_id="webhooksList",
+        )
+        return extend_schema_view(
+            post=extend_schema(
+                operation_id="webhooksCreate",
+                summary="Add a webhook endpoint",
+                description=WEBHOOK_DELIVERY + " At most 16 endpoints per user.",
+                request=WebhookInputSerializer,
+                responses={
+                    201: OpenApiResponse(WebhookCreatedSerializer, description="The endpoint, and its secret."),
+                    **problem_responses(
+                        sorted(
+                            {
+                                "validation_error",
+                                "payload_too_large",
+                                "unsupported_media_type",
+                                "not_authenticated",
+                                "authentication_failed",
+                                "webhook_limit_reached",
+                                "service_unavailable",
+                            },
+                            key=list(PROBLEM_TYPES).index,
+                        )
+                    ),
+                },
+                examples=[
+                    OpenApiExample(
+                        "Charges only",
+                        {"url": "https://shop.example.com/hooks", "events": ["charge.succeeded"]},
+                        request_only=True,
+                    )
+                ],
+            )
+        )(list_view)
+
+
+class WebhookDetailSchema(OpenApiViewExtension):
+    target_class = webhook_apis.WebhookDetailApi
+
+    def view_replacement(self):
+        return document(
+            self.target_class,
+            summary="Remove a webhook endpoint",
+            description="Nothing more is sent to it, retries included. Another user's endpoint is 404.",
+            tags=("webhooks",),
+            responses={204: OpenApiResponse(description="Removed.")},
+            problems=("not_found",),
+            parameters=(
+                OpenApiParameter(
+                    "webhook_id", str, OpenApiParameter.PATH, description="An endpoint id of the caller's."
+                ),
+            ),
+            operation_id="webhooksDelete",
         )

@@ -74,6 +74,7 @@ class Config:
     secure_hsts_include_subdomains: bool
     secure_hsts_preload: bool
     secure_cookies: bool
+    webhook_allow_private: bool
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -336,4 +337,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         secure_hsts_include_subdomains=transport.hsts_include_subdomains,
         secure_hsts_preload=transport.hsts_preload,
         secure_cookies=transport.secure_cookies,
+        webhook_allow_private=parse_bool(
+            "WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE", _get(env, "WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE"), default=False
+        ),
     )

@@ -42,4 +42,5 @@ JOBS: list[Job] = [
     Job("purge_auth", timedelta(hours=1), command("purge_auth")),
     Job("purge_idempotency_keys", timedelta(hours=1), command("purge_idempotency_keys")),
     Job("expire_holds", timedelta(seconds=30), command("expire_holds")),
+    Job("purge_webhook_deliveries", timedelta(hours=1), command("purge_webhook_deliveries")),
 ]

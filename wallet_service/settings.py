@@ -243,6 +243,11 @@ WALLET_SERVICE_ADMIN_ENABLED = CONFIG.admin_enabled
 SESSION_COOKIE_SECURE = CONFIG.secure_cookies
 CSRF_COOKIE_SECURE = CONFIG.secure_cookies
 
+# --- Webhooks ------------------------------------------------------------------------------------
+# Webhook URLs must be https to public addresses (checked at registration and at each delivery) unless
+# this is True: for development and tests only (events/webhooks/addresses.py).
+WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE = CONFIG.webhook_allow_private
+
 # --- Metrics ---------------------------------------------------------------------------------------
 # /metrics (wallet_service/api/metrics.py) asks for this bearer token when it is set; without one it
 # is closed (403) unless explicitly made public.

@@ -4,7 +4,8 @@ With ``WALLET_SERVICE_METRICS_TOKEN`` set, a scrape must send ``Authorization: B
 (Prometheus: ``authorization: {credentials: <token>}``). Without a token the endpoint is closed
 (403) unless ``WALLET_SERVICE_METRICS_PUBLIC=True`` opens it to anyone who can reach the service, and
 ``manage.py check --deploy`` warns about that (wallet_service/checks.py). django-prometheus renders
-the metrics: every worker's, added up, when gunicorn runs them in multiprocess mode.
+the metrics: every worker's, added up, when gunicorn runs them in multiprocess mode; the webhook
+delivery metrics, read from the database, follow them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django_prometheus.exports import ExportToDjangoView
 
+from events.webhooks import metrics as webhook_metrics
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 AUTHENTICATE = 'Bearer realm="metrics"'
@@ -45,4 +47,7 @@ def metrics_view(request) -> HttpResponse:
             )
         if not hmac.compare_digest(presented.strip().encode(), expected.encode()):
             return _problem("authentication_failed", "The metrics token is wrong.", {"WWW-Authenticate": AUTHENTICATE})
-    return ExportToDjangoView(request)
+    response = ExportToDjangoView(request)
+    # Webhook delivery happens in the workers: its metrics are read from the database (events.webhooks.metrics).
+    response.content += webhook_metrics.render()
+    return response

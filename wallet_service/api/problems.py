@@ -71,6 +71,12 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "A company has one wallet; a client has at most WALLET_SERVICE_MAX_WALLETS_BY_CLIENT.",
         ),
         ProblemType(
+            "webhook_limit_reached",
+            409,
+            "Webhook limit reached",
+            "A user has at most 16 webhook endpoints: delete one before adding another.",
+        ),
+        ProblemType(
             "merchant_wallet_missing",
             409,
             "Merchant wallet missing",

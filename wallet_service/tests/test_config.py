@@ -297,3 +297,11 @@ def test_a_throttle_rate_means_what_drf_s_rate_parser_makes_of_it(rate):
 
     parsed = load_config(SECRET | {"WALLET_SERVICE_AUTH_THROTTLE_RATE": rate}).auth_throttle_rate
     assert (parsed.num_requests, parsed.period_seconds) == SimpleRateThrottle.parse_rate(None, rate)
+
+
+def test_private_webhook_urls_are_refused_unless_allowed():
+    assert load_config(SECRET).webhook_allow_private is False
+    assert load_config(SECRET | {"WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE": "True"}).webhook_allow_private is True
+    with pytest.raises(ConfigError) as raised:
+        load_config(SECRET | {"WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE": "sometimes"})
+    assert raised.value.variable == "WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE"

@@ -85,6 +85,8 @@ def test_every_path_is_documented_once_without_its_trailing_slash(schema):
         "/wallet/hold/{hold_id}/void",
         "/wallet/refund",
         "/events",
+        "/webhooks",
+        "/webhooks/{webhook_id}",
         "/status",
         "/problems/{code}",
     }

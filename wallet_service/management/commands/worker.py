@@ -1,9 +1,11 @@
-"""``manage.py worker``: run the service's periodic jobs (wallet_service/jobs.py) until SIGTERM.
+"""``manage.py worker``: run the service's periodic jobs (wallet_service/jobs.py) and deliver webhooks
+(events/webhooks/delivery.py, in a thread of its own) until SIGTERM.
 
 Every job runs once at start, then every ``job.every`` after its previous run ended. Each run is
 logged as one JSON line (logger ``wallet_service.worker``: ``job``, ``duration_ms``, ``result``); a
 job that fails is logged with its traceback and tried again at its next turn, the worker goes on.
-SIGTERM or SIGINT stops it after the job in progress, if any, has finished: exit status 0.
+SIGTERM or SIGINT stops it after the job in progress, if any, has finished and the webhook attempts in
+flight have ended (each within its 10-second timeout): exit status 0.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections, connections
 
+from events.webhooks import delivery
 from wallet_service.jobs import JOBS, Job
 
 logger = logging.getLogger("wallet_service.worker")
@@ -61,8 +64,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Run every job once and exit (1 if one failed).")
         parser.add_argument("--job", action="append", dest="names", metavar="NAME", help="Only this job (repeatable).")
+        parser.add_argument("--no-deliveries", action="store_true", help="Run the jobs only, deliver no webhooks.")
 
-    def handle(self, *args, once: bool, names: list[str] | None, **options):
+    def handle(self, *args, once: bool, names: list[str] | None, no_deliveries: bool, **options):
         jobs = JOBS
         if names:
             unknown = sorted(set(names) - {job.name for job in JOBS})
@@ -83,6 +87,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         schedule = {job.name: job.every.total_seconds() for job in jobs}
-        logger.info("worker started", extra={"jobs": schedule})
+        logger.info("worker started", extra={"jobs": schedule, "deliveries": not no_deliveries})
+        delivery_thread = None if no_deliveries else delivery.start(stop)
         run_forever(jobs, stop)
+        if delivery_thread is not None:
+            delivery_thread.join()
         logger.info("worker stopped", extra={"signal": received[0] if received else None})

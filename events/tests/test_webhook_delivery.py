@@ -1,0 +1,279 @@
+"""Webhook delivery in process: a real dispatcher thread, real PostgreSQL, real receivers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from standardwebhooks import Webhook
+
+from accounts.tests.factories import ClientFactory, CompanyFactory
+from conftest import authenticated_client
+from events.models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint
+from events.tests.receiver import Receiver
+from events.webhooks import delivery
+from events.webhooks.delivery import DeliveryPolicy, Dispatcher
+from wallets import services
+from wallets.tests.factories import WalletFactory
+
+FAST = DeliveryPolicy(retry_base=0.2, retry_max=0.5, timeout=2.0, lease=3.0, poll=0.2)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def allow_private(settings):
+    settings.WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE = True
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+class Running:
+    def __init__(self, policy: DeliveryPolicy):
+        self.stop = threading.Event()
+        self.dispatcher = Dispatcher(self.stop, policy)
+        self.thread = threading.Thread(target=self.dispatcher.run, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def dispatcher():
+    running: list[Running] = []
+
+    def start(policy: DeliveryPolicy = FAST) -> Running:
+        running.append(Running(policy))
+        return running[-1]
+
+    yield start
+    for item in running:
+        item.close()
+
+
+def subscribe(api, url: str, events=None) -> dict:
+    response = api.post("/webhooks", {"url": url} | ({"events": events} if events else {}), format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+# Events are fanned out once no older transaction is still running anywhere on the server (the feed's
+# commit-order rule); on a server shared with other test runs, theirs can hold that back for seconds.
+SHARED_SERVER_WAIT = 40
+
+
+def feed_passed(xid: str) -> float:
+    """Wait until transaction ``xid`` is older than every running one; the monotonic time it was seen."""
+    deadline = time.monotonic() + SHARED_SERVER_WAIT
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s::xid8 < pg_snapshot_xmin(pg_current_snapshot())", [xid])
+            if cursor.fetchone()[0]:
+                return time.monotonic()
+        time.sleep(0.02)
+    raise AssertionError("a transaction elsewhere on the server held the feed back for too long")
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_an_event_is_delivered_signed_within_5_seconds_as_the_feed_shows_it(receiver, dispatcher, caplog):
+    api = authenticated_client(ClientFactory().user)
+    hook = subscribe(api, receiver.url(path="/hooks?shop=1"))
+    wallet = WalletFactory(owner=api.user)
+    dispatcher()
+    with caplog.at_level(logging.INFO, logger="events.webhooks"):
+        services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("12.50"), summary="in")
+        committed = time.monotonic()
+        visible = feed_passed(str(Event.objects.get().xid))  # at once, unless another run holds it back
+        assert receiver.wait_for(1, timeout=SHARED_SERVER_WAIT)
+        assert receiver.received[0].at - max(committed, visible) < 5
+        (request,) = receiver.received
+        assert request.path == "/hooks?shop=1"
+        assert request.headers["content-type"] == "application/json"
+        assert Webhook(hook["secret"]).verify(request.body, request.headers) == api.get("/events").json()[0]
+        assert request.headers["webhook-id"] == request.event["id"]
+        assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 10
+        assert wait_until(lambda: WebhookDelivery.objects.filter(status="delivered").count() == 1, 5)
+    delivered = WebhookDelivery.objects.get()
+    assert (delivered.attempts, delivered.last_status, delivered.last_error) == (1, 200, "")
+    (line,) = [record for record in caplog.records if record.message == "webhook attempt"]
+    assert (line.event, line.outcome, line.attempt, line.endpoint) == (request.event["id"], "delivered", 1, hook["id"])
+
+
+def test_a_failed_attempt_is_retried_until_the_receiver_answers_2xx(dispatcher):
+    answers = iter([(500, b"down"), (503, b"still down")])
+    receiver = Receiver(lambda request: next(answers, (200, b"ok"))).start()
+    try:
+        api = authenticated_client(ClientFactory().user)
+        subscribe(api, receiver.url())
+        wallet = WalletFactory(owner=api.user)
+        services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("1"))
+        dispatcher()
+        assert wait_until(lambda: WebhookDelivery.objects.filter(status="delivered").exists(), SHARED_SERVER_WAIT)
+        assert len(receiver.received) == 3 and len(set(receiver.ids())) == 1
+        assert WebhookDelivery.objects.get().attempts == 3
+    finally:
+        receiver.stop()
+
+
+def test_a_receiver_down_for_a_while_gets_everything_when_it_comes_back(dispatcher):
+    down = Receiver()
+    port = down.port
+    url = down.url()
+    down.stop()  # nobody listens on the port for now
+    api = authenticated_client(ClientFactory().user)
+    subscribe(api, url)
+    wallet = WalletFactory(owner=api.user)
+    for cents in range(1, 6):
+        services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal(cents))
+    dispatcher()
+    assert wait_until(lambda: WebhookDelivery.objects.filter(attempts__gte=2).count() == 5, SHARED_SERVER_WAIT)
+    assert "Connection refused" in WebhookDelivery.objects.first().last_error
+    receiver = Receiver(port=port).start()
+    try:
+        assert receiver.wait_for(5, timeout=SHARED_SERVER_WAIT)
+        assert set(receiver.ids()) == {event["id"] for event in api.get("/events").json()}
+    finally:
+        receiver.stop()
+
+
+def test_each_owner_gets_its_own_rendering_and_only_subscribed_types_after_subscribing(receiver, dispatcher):
+    client = authenticated_client(ClientFactory().user)
+    company = authenticated_client(CompanyFactory().user)
+    wallet = WalletFactory(owner=client.user)
+    shop = WalletFactory(owner=company.user)
+    services.wallet_deposit(owner=client.user, wallet_token=wallet.token, amount=Decimal("100"))  # before: not sent
+    subscribe(client, receiver.url(path="/client"))
+    subscribe(company, receiver.url(path="/company"), events=["charge.succeeded"])
+    services.wallet_deposit(owner=client.user, wallet_token=wallet.token, amount=Decimal("5"))
+    services.wallet_charge(merchant=company.user, wallet_token=wallet.token, amount=Decimal("30"), summary="O1")
+    dispatcher()
+    assert receiver.wait_for(3, timeout=SHARED_SERVER_WAIT)
+    time.sleep(0.5)  # nothing else may come
+    by_path = {}
+    for request in receiver.received:
+        by_path.setdefault(request.path, []).append(request.event)
+    assert sorted(event["type"] for event in by_path["/client"]) == ["charge.succeeded", "deposit.succeeded"]
+    assert [event["type"] for event in by_path["/company"]] == ["charge.succeeded"]
+    client_charge = next(event for event in by_path["/client"] if event["type"] == "charge.succeeded")
+    company_charge = by_path["/company"][0]
+    # The charged client sees the shop's wallet masked; the shop, which charged it by token, sees the token.
+    assert client_charge["data"]["target__token"] == "…" + shop.token[-4:]
+    assert company_charge["data"]["source__token"] == wallet.token
+    for events, api in ((by_path["/client"], client), (by_path["/company"], company)):
+        feed = {event["id"]: event for event in api.get("/events").json()}
+        assert all(event == feed[event["id"]] for event in events)
+    assert shop.token not in json.dumps(by_path["/client"], ensure_ascii=False)
+
+
+def test_an_event_committed_late_with_an_older_xid_is_not_skipped(receiver):
+    api = authenticated_client(ClientFactory().user)
+    subscribe(api, receiver.url())
+    first, second = WalletFactory(owner=api.user), WalletFactory(owner=api.user)
+    written, release = threading.Event(), threading.Event()
+
+    def slow_deposit():
+        try:
+            with transaction.atomic():
+                services.wallet_deposit(owner=api.user, wallet_token=first.token, amount=Decimal("1"))
+                written.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_deposit)
+    thread.start()
+    assert written.wait(10)
+    services.wallet_deposit(owner=api.user, wallet_token=second.token, amount=Decimal("2"))  # commits first
+    delivery.fan_out(FAST)
+    assert WebhookDelivery.objects.count() == 0  # the later xid waits for the older transaction
+    release.set()
+    thread.join()
+    assert wait_until(lambda: (delivery.fan_out(FAST), WebhookDelivery.objects.count())[1] == 2, SHARED_SERVER_WAIT)
+
+
+def test_an_endpoint_failing_everything_is_disabled_and_says_so(dispatcher):
+    receiver = Receiver(lambda request: (500, b"no")).start()
+    try:
+        api = authenticated_client(ClientFactory().user)
+        hook = subscribe(api, receiver.url())
+        wallet = WalletFactory(owner=api.user)
+        for amount in ("1", "2"):
+            services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal(amount))
+        dispatcher(DeliveryPolicy(retry_base=0.2, retry_max=0.2, timeout=2, lease=3, poll=0.2, disable_after=1))
+        assert wait_until(lambda: WebhookEndpoint.objects.get().disabled_at is not None, SHARED_SERVER_WAIT)
+        (listed,) = api.get("/webhooks").json()
+        assert listed["id"] == hook["id"] and listed["disabled"] is True and listed["disabled_at"]
+        assert wait_until(lambda: not WebhookDelivery.objects.filter(status="pending").exists(), 5)
+        assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"failed"}
+    finally:
+        receiver.stop()
+
+
+def test_retries_end_in_failed_after_the_window(dispatcher):
+    receiver = Receiver(lambda request: (500, b"no")).start()
+    try:
+        api = authenticated_client(ClientFactory().user)
+        subscribe(api, receiver.url())
+        wallet = WalletFactory(owner=api.user)
+        services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("1"))
+        dispatcher(DeliveryPolicy(retry_base=0.2, retry_max=0.3, timeout=2, lease=3, poll=0.2, window=1.5))
+        assert wait_until(lambda: WebhookDelivery.objects.filter(status="failed").exists(), SHARED_SERVER_WAIT)
+        failed = WebhookDelivery.objects.get()
+        assert failed.attempts >= 3 and failed.last_status == 500 and "HTTP 500" in failed.last_error
+        assert WebhookEndpoint.objects.get().disabled_at is None
+    finally:
+        receiver.stop()
+
+
+def test_a_url_that_now_resolves_to_loopback_is_refused_at_delivery(receiver, dispatcher, settings):
+    api = authenticated_client(ClientFactory().user)
+    subscribe(api, receiver.url("localhost").replace("http:", "https:"))
+    settings.WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE = False
+    wallet = WalletFactory(owner=api.user)
+    services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("1"))
+    dispatcher()
+    assert wait_until(lambda: WebhookDelivery.objects.filter(attempts__gte=2).exists(), SHARED_SERVER_WAIT)
+    assert "non-public address" in WebhookDelivery.objects.get().last_error
+    assert receiver.received == []
+
+
+def test_metrics_and_purge(receiver, dispatcher, api_client):
+    api = authenticated_client(ClientFactory().user)
+    subscribe(api, receiver.url())
+    wallet = WalletFactory(owner=api.user)
+    services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("1"))
+    before = api_client.get("/metrics").content.decode()
+    assert "webhook_deliveries_pending" in before
+    dispatcher()
+    assert wait_until(lambda: WebhookDelivery.objects.filter(status="delivered").exists(), SHARED_SERVER_WAIT)
+    metrics = api_client.get("/metrics").content.decode()
+    assert 'webhook_delivery_attempts_total{outcome="delivered"} 1.0' in metrics
+    assert "webhook_deliveries_pending 0.0" in metrics
+    assert "webhook_oldest_undelivered_event_age_seconds 0.0" in metrics
+    call_command("purge_webhook_deliveries", "--days", "1")
+    assert WebhookDelivery.objects.count() == 1  # delivered just now: kept
+    call_command("purge_webhook_deliveries", "--days", "0")
+    assert WebhookDelivery.objects.count() == 0
+    assert DeliveryStatus.DELIVERED == "delivered"

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints users register (apis, services), and the delivery of their events (delivery)."""
