@@ -16,7 +16,14 @@ from events import apis
 from events.models import EVENT_TYPES
 from events.webhooks import apis as webhook_apis
 from wallet_service.api.problems import PROBLEM_TYPES
-from wallet_service.api.schema import LIMIT, document, next_link_header, problem_responses
+from wallet_service.api.schema import (
+    LIMIT,
+    REQUEST_ID,
+    REQUEST_ID_ECHO,
+    document,
+    next_link_header,
+    problem_responses,
+)
 
 
 class EventOutputSerializer(serializers.Serializer):
@@ -118,6 +125,7 @@ class WebhookListSchema(OpenApiViewExtension):
                 summary="Add a webhook endpoint",
                 description=WEBHOOK_DELIVERY + " At most 16 endpoints per user.",
                 request=WebhookInputSerializer,
+                parameters=[REQUEST_ID, REQUEST_ID_ECHO],
                 responses={
                     201: OpenApiResponse(WebhookCreatedSerializer, description="The endpoint, and its secret."),
                     **problem_responses(
@@ -130,6 +138,7 @@ class WebhookListSchema(OpenApiViewExtension):
                                 "authentication_failed",
                                 "webhook_limit_reached",
                                 "service_unavailable",
+                                "server_error",
                             },
                             key=list(PROBLEM_TYPES).index,
                         )
