@@ -3,7 +3,7 @@
 # Creates the runtime role (wallet_app, password POSTGRES_APP_PASSWORD) that web and the worker
 # connect as. It owns nothing and is no superuser; the migrate service, connected as the owner
 # (POSTGRES_USER), grants it data access after each migration (manage.py grant_runtime_role).
-# Idempotent: on an existing volume, run it by hand to add the role (README, Deployment):
+# Idempotent: on an existing volume, run it by hand to add the role (deploy/README.md, Two database roles):
 #   docker compose exec db sh /docker-entrypoint-initdb.d/10-runtime-role.sh
 set -eu
 : "${POSTGRES_APP_PASSWORD:?POSTGRES_APP_PASSWORD is required}"

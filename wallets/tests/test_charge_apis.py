@@ -124,7 +124,7 @@ def test_summary_over_255_characters_is_refused(company_api, merchant_wallet, cu
     assert charge(company_api, customer_wallet, "1", summary="x" * 255).status_code == 200
 
 
-# --- which error wins when several apply (CONTRACT.md, "General") ---------------------------------
+# --- which error wins when several apply (docs/API.md, "Errors") -----------------------------------
 
 
 @pytest.mark.django_db
@@ -159,7 +159,8 @@ def test_a_charge_that_would_overflow_the_merchant_balance_is_refused(company_ap
 
 @pytest.mark.django_db
 def test_charge_costs_few_queries(company_api, merchant_wallet, customer_wallet):
-    # token+user, lock both wallets, two balance updates, insert operation
+    # token+user, lock the charged wallet (the merchant's is credited without waiting), debit, credit,
+    # insert the operation and its events
     with assert_max_queries(5):
         assert charge(company_api, customer_wallet, "1").status_code == 200
 

@@ -30,7 +30,8 @@ def client_wallet(client_api):
 
 
 def test_charge_takes_at_most_seven_statements(company_api, client_wallet, django_assert_max_num_queries):
-    # authenticate, BEGIN, lock both wallets, debit, credit, insert the operation, COMMIT
+    # authenticate, BEGIN, lock the charged wallet (reading the company's wallet in the same statement),
+    # debit it, credit the merchant without waiting for its lock, insert the operation and its events, COMMIT
     WalletFactory(owner=company_api.user)
     with django_assert_max_num_queries(7):
         response = company_api.post("/wallet/charge", {"wallet": client_wallet.token, "amount": "10.00"})
