@@ -656,18 +656,18 @@ def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkR
         tokens = list(dict.fromkeys(charge.wallet_token for charge in charges))
         # Lock the charged wallets: charges racing for their money check and take it one after the other.
         cursor.execute(sql.BULK_LOCK, {"merchant": merchant.pk, "tokens": tokens})
-        merchant_wallet, locked = None, {}
-        for role, wallet_id, token, owner_id in cursor.fetchall():
-            if role == "merchant":
-                merchant_wallet = Wallet(pk=wallet_id, token=token, owner_id=merchant.pk)
-            else:
-                locked[token] = [wallet_id, owner_id]
+        merchant_wallet, merchant_company, locked = None, None, {}
+        for role, wallet_id, token, detail in cursor.fetchall():
+            if role == "merchant":  # detail: the company's name
+                merchant_wallet, merchant_company = Wallet(pk=wallet_id, token=token, owner_id=merchant.pk), detail
+            else:  # detail: the charged wallet's owner
+                locked[token] = [wallet_id, int(detail)]
         if merchant_wallet is None:
             raise MerchantWalletMissing()
         if locked:
             cursor.execute(sql.BULK_MONEY, {"ids": [wallet_id for wallet_id, _ in locked.values()]})
             money = {wallet_id: [balance - held, balance, company] for wallet_id, balance, held, company in cursor}
-        merchant_party = Party(merchant_wallet.token, merchant.pk, _company_name(merchant))
+        merchant_party = Party(merchant_wallet.token, merchant.pk, merchant_company)
         outcomes: list[ChargeOutcome | None] = []
         recorded = []  # (item index, wallet id, owner id, company, success)
         for index, charge in enumerate(charges):
@@ -741,10 +741,3 @@ def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkR
             row = cursor.fetchone()
             merchant_wallet.current_balance, merchant_wallet.held = row[5], row[6]
     return BulkResult(outcomes, merchant_wallet)
-
-
-def _company_name(user: User) -> str | None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT name FROM {sql.COMPANIES} WHERE user_id = %s", [user.pk])
-        found = cursor.fetchone()
-    return found[0] if found else None

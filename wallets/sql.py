@@ -176,9 +176,9 @@ WITH merchant AS (SELECT id, token FROM {WALLETS} WHERE owner_id = %(merchant)s 
      locked AS (SELECT w.id, w.token, w.owner_id FROM {WALLETS} w
                  WHERE w.token = ANY(%(tokens)s) AND w.id NOT IN (SELECT id FROM merchant)
                  ORDER BY w.id FOR NO KEY UPDATE OF w)
-SELECT 'merchant', id, token, NULL FROM merchant
+SELECT 'merchant', m.id, m.token, (SELECT name FROM {COMPANIES} WHERE user_id = %(merchant)s) FROM merchant m
 UNION ALL
-SELECT 'charged', id, token, owner_id FROM locked
+SELECT 'charged', id, token, owner_id::text FROM locked
 """
 
 # Under those locks, in a statement of its own (so its snapshot is taken after them): fold each
