@@ -319,7 +319,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         refused_attempts_per_hour=parse_non_negative_int(
             "WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR",
             _get(env, "WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR"),
-            default=10,
+            # Off unless the operator opts in: the API's published behaviour is a recorded 402 for every
+            # charge or hold the wallet cannot cover; the 429 of this limit is an extension to it.
+            default=0,
         ),
         workers=parse_workers(_get(env, "WALLET_SERVICE_WORKERS")),
         auth_throttle_rate=parse_throttle_rate(_get(env, "WALLET_SERVICE_AUTH_THROTTLE_RATE")),

@@ -50,6 +50,18 @@ NOT_IN_THE_SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
     "GET /wallet/list": {"cursor": ("This cursor was not issued by this service",)},
     # An event id is a string; only the caller's own are accepted (the schema cannot say which).
     "GET /events": {"after": ("This is not one of your event ids.",)},
+    # Where a webhook URL points (a host that resolves, and only to public addresses; https; no user,
+    # fragment or spaces) is checked by resolving it, which a schema cannot say.
+    "POST /webhooks": {
+        "url": (
+            "The host",
+            "Must be an https:// URL.",
+            "Must name a host.",
+            "Must not contain",
+            "Not a valid URL.",
+            "Must be at most",
+        )
+    },
     "GET /wallet/history/{token}": {
         "cursor": ("This cursor was not issued by this service",),
         "from": ("'from' must not be later than 'to'.",),

@@ -22,6 +22,7 @@ def test_defaults_are_production_safe():
     assert config.allowed_origins == ("http://localhost:8000", "http://127.0.0.1:8000")
     assert config.auth_token_expiration == timedelta(hours=24)
     assert config.max_wallets_by_client == 0
+    assert config.refused_attempts_per_hour == 0  # the published 402 behaviour, unless the operator opts in
     assert config.workers == 2 * (os.cpu_count() or 1) + 1
     assert config.auth_throttle_rate == ThrottleRate(20, 60)
     assert config.num_proxies == 0
