@@ -28,6 +28,7 @@ DESCRIPTIONS = {
     "info": "GET /wallet/info/<wallet>",
     "hold_capture": "POST /wallet/hold, then its /capture (half each)",
     "refund": "POST /wallet/refund, 0.01 of a charge",
+    "charge_spread_webhooks": "POST /wallet/charge, 50 merchants, each with a webhook endpoint the worker delivers to",
 }
 
 
@@ -76,6 +77,14 @@ def targets(scenarios: dict, cores: int = 0, audit: dict | None = None) -> list[
         rows.append(("(hold + capture pairs per s ÷ charges spread per s)", value, None))
     if refund:
         rows.append(("(refunds per s ÷ charges spread per s)", ratio(refund["rps"], spread and spread["rps"]), None))
+    webhooks = get("charge_spread_webhooks")
+    if webhooks:
+        # Events are written with every charge either way; this is what delivering them costs the charges.
+        value = ratio(webhooks["rps"], spread and spread["rps"])
+        rows.append(("charges with subscribed endpoints ≥ 0.9 × without", value, 0.9))
+        rows.append(
+            ("(webhook deliveries per s, one worker, to a local receiver)", webhooks["webhook_deliveries_per_s"], None)
+        )
     if spread and pg_spread and cores:
         value = ratio(ceiling(spread, cores), ceiling(pg_spread, cores))
         rows.append(("(charges spread ÷ pgbench spread, by CPU ceilings)", value, None))

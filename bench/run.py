@@ -80,6 +80,8 @@ HTTP_SCENARIOS = [
     *(f"history_{size}" for size in HISTORY_SIZES),
     "hold_capture",
     "refund",
+    # Last: from here on every merchant has a webhook endpoint, and the worker delivers while wrk charges.
+    "charge_spread_webhooks",
 ]
 PGBENCH_SCENARIOS = ["pgbench_spread", "pgbench_hot"]
 # Charges per request of each scenario that sends several in one (bench/wrk.lua's BULK_BATCH).
@@ -560,8 +562,48 @@ def machine_info() -> dict:
     }
 
 
+class Receiver:
+    """A webhook receiver on 127.0.0.1 answering 204 at once, counting deliveries and when they came."""
+
+    def __init__(self):
+        import http.server
+
+        receiver = self
+        self.times: list[float] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.times.append(time.monotonic())
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def drain(self, quiet_for: float = 3.0, limit: float = 120.0) -> None:
+        """Wait until no delivery has arrived for ``quiet_for`` seconds (at most ``limit``)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            last = self.times[-1] if self.times else 0.0
+            if time.monotonic() - last >= quiet_for:
+                return
+            time.sleep(0.5)
+
+
+def subscribe_merchants(base: str, data: dict, receiver: Receiver) -> None:
+    for token in data["merchants"]:
+        call(base, "POST", "/webhooks", {"url": receiver.url}, token, expected=201)
+
+
 def start_server(port: int, log_path: Path) -> subprocess.Popen:
     env = dict(os.environ, DATABASE_URL=DATABASE_URL, WALLET_SERVICE_AUTH_THROTTLE_RATE="off", PORT=str(port))
+    # The webhook scenario's receiver listens on 127.0.0.1.
+    env["WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE"] = "True"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             ["make", "--no-print-directory", "run", f"PORT={port}"],
@@ -647,12 +689,33 @@ def main() -> int:
                     lambda hot=hot: run_pgbench(ranges, hot, DURATION), server_pid=None, dbname=dbname
                 )
             else:
+                receiver = None
+                script = name
+                if name == "charge_spread_webhooks":
+                    # charge_spread again, with an endpoint per merchant subscribed to every event type.
+                    receiver = Receiver()
+                    subscribe_merchants(base, data, receiver)
+                    script = "charge_spread"
                 if WARMUP:
-                    run_wrk(base, data_file, name, WARMUP)
+                    run_wrk(base, data_file, script, WARMUP)
+                    if receiver is not None:
+                        receiver.drain()
                 say(f"{name}: wrk, {CONNECTIONS} connections, {DURATION} s")
+                delivered_before = len(receiver.times) if receiver else 0
+                began = time.monotonic()
                 result, wall, cpu = measure(
-                    lambda name=name: run_wrk(base, data_file, name, DURATION), server_pid=server.pid, dbname=dbname
+                    lambda script=script: run_wrk(base, data_file, script, DURATION),
+                    server_pid=server.pid,
+                    dbname=dbname,
                 )
+                if receiver is not None:
+                    receiver.drain()
+                    times = [moment for moment in receiver.times[delivered_before:] if moment >= began]
+                    result["webhook_deliveries"] = len(times)
+                    # From the scenario's start to the last delivery of its events: the worker's pace.
+                    span = (times[-1] - began) if times else 0.0
+                    result["webhook_deliveries_per_s"] = round(len(times) / span, 1) if span else 0.0
+                    receiver.server.shutdown()
             result["wall_s"] = round(wall, 1)
             result["cpu_s"] = cpu
             result["cpu_ms_per_request"] = {
@@ -670,6 +733,8 @@ def main() -> int:
             line = f"  {result['rps']:>8.1f} req/s"
             if "charges_per_s" in result:
                 line += f" ({result['charges_per_s']:.1f} charges/s)"
+            if "webhook_deliveries" in result:
+                line += f" ({result['webhook_deliveries']} webhooks, {result['webhook_deliveries_per_s']}/s)"
             if "p99_ms" in result:
                 line += f"  p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  non-2xx {result['non2xx']}"
             line += "  cpu s: " + " ".join(f"{key}={value}" for key, value in cpu.items())
