@@ -6,7 +6,9 @@ import logging
 import re
 import time
 
+from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import request_finished
+from django.utils.module_loading import import_string
 
 from wallet_service import logs
 
@@ -29,6 +31,51 @@ class DefaultJSONContentTypeMiddleware:
         if not meta.get("CONTENT_TYPE") and meta.get("CONTENT_LENGTH", "0") not in ("", "0"):
             meta["CONTENT_TYPE"] = "application/json"
         return self.get_response(request)
+
+
+class AdminOnlyMiddleware:
+    """Run ``settings.WALLET_SERVICE_ADMIN_MIDDLEWARE`` (sessions, CSRF, the session's user, messages) for
+    ``/admin/`` only.
+
+    The API authenticates every request by its ``Authorization`` key and never reads a cookie, a
+    session or a message; the admin needs all four. Listed in ``MIDDLEWARE`` they cost every API
+    request their work and a layer of the middleware chain each (bench/instructions.py); here they
+    are one chain, entered only for the admin's paths. Their ``process_view`` hooks (CSRF's check)
+    are called from this middleware's, for the admin's paths, where Django would have called them.
+    """
+
+    PREFIX = "/admin/"
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.get_response = get_response
+        handler = get_response
+        self.view_hooks = []
+        for path in reversed(settings.WALLET_SERVICE_ADMIN_MIDDLEWARE):
+            middleware = import_string(path)(handler)
+            if hasattr(middleware, "process_view"):
+                self.view_hooks.insert(0, middleware.process_view)
+            handler = convert_exception_to_response(middleware)
+        self.admin_chain = handler
+
+    def is_admin(self, request) -> bool:
+        path = request.path_info
+        return path.startswith(self.PREFIX) or path == self.PREFIX[:-1]
+
+    def __call__(self, request):
+        if self.is_admin(request):
+            return self.admin_chain(request)
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if not self.is_admin(request):
+            return None
+        for hook in self.view_hooks:
+            response = hook(request, view_func, view_args, view_kwargs)
+            if response is not None:
+                return response
+        return None
 
 
 class RequestLogMiddleware:
