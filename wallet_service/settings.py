@@ -51,7 +51,8 @@ MIDDLEWARE = [
     "wallet_service.api.middleware.AdminOnlyMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django_prometheus's PrometheusAfterMiddleware, its label lookups cached.
+    "wallet_service.api.middleware.PrometheusAfterMiddleware",
 ]
 # In this order, inside AdminOnlyMiddleware (wallet_service/api/middleware.py).
 WALLET_SERVICE_ADMIN_MIDDLEWARE = [
