@@ -279,17 +279,16 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
     with transaction.atomic():
         # Lock the wallet: concurrent deposits and charges on it serialise here, so none is lost.
         # NO KEY: inserting an operation that references the wallet need not wait for this lock.
-        wallet = (
-            Wallet.objects.select_for_update(no_key=True)
-            .filter(token=wallet_token, owner=owner)
-            .only("token", "owner_id")
-            .first()
-        )
-        if wallet is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.LOCK_OWNED_WALLET, {"token": wallet_token, "owner": owner.pk})
+            row = cursor.fetchone()
+        if row is None:
             raise WalletNotFound()
+        wallet = Wallet(pk=row[0], token=wallet_token, owner_id=owner.pk)
         wallet.current_balance, wallet.held = _fold_and_add(
             wallet.pk, amount, over_max=f"The deposit would take the balance over {MAX_BALANCE}."
         )
+        wallet.balance = wallet.current_balance  # its pending credits were just folded in: the row's balance
         metrics.record_deposit(amount=amount)
         operation = _record(
             Operation.Kind.DEPOSIT,

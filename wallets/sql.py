@@ -42,6 +42,11 @@ OWNED_WALLETS = (
     f"FROM {WALLETS} w WHERE w.owner_id = %s"
 )
 
+# Lock one of an owner's wallets for a deposit (its money is then read and changed by FOLD_AND_ADD, a new
+# statement whose snapshot is taken after the lock). Not the ORM: building ``select_for_update().filter().only()``
+# was a quarter of a deposit's instructions (bench/INSTRUCTIONS.md); this is the statement it built.
+LOCK_OWNED_WALLET = f"SELECT id FROM {WALLETS} WHERE token = %(token)s AND owner_id = %(owner)s FOR NO KEY UPDATE"
+
 # Lock the wallet about to be debited or held, and read in the same round trip what the decision
 # needs: its balance and pending credits, its held amount, and the company's own wallet (unlocked: a
 # wallet's owner and token never change); and, for the events, both owners and companies' names.
