@@ -169,6 +169,42 @@ WITH op AS (
 SELECT id, created_at FROM op
 """
 
+# A successful charge's writes in one statement: the charged wallet's new balance (SET_BALANCE: its lock is held
+# and its money was read under it), the merchant's credit without waiting (CREDIT, the same CTEs), and the
+# operation with its events (INSERT_OPERATION, the same CTEs). Parameters: ``source`` (the charged wallet) and its
+# new ``balance``, ``target`` (the merchant's wallet), ``amount``, ``summary`` and the ``events``. Returns the
+# operation's id and date and the merchant wallet's balance and held amount after the credit, as CREDIT does.
+# The wallets are two different rows (a charge of the merchant's own wallet is refused before), so no row is
+# written twice. Not three statements: each is a round trip, and the Python that sends it (bench/INSTRUCTIONS.md).
+CHARGE_WRITES = f"""
+WITH debited AS (UPDATE {WALLETS} SET balance = %(balance)s WHERE id = %(source)s),
+     free AS (SELECT id FROM {WALLETS} WHERE id = %(target)s FOR NO KEY UPDATE SKIP LOCKED),
+     folded AS (DELETE FROM {PENDING} WHERE wallet_id IN (SELECT id FROM free) RETURNING amount),
+     credited AS (UPDATE {WALLETS}
+                     SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
+                   WHERE id IN (SELECT id FROM free)
+               RETURNING balance),
+     pending AS (INSERT INTO {PENDING} (wallet_id, amount)
+                 SELECT %(target)s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free)
+                 RETURNING amount),
+     op AS (
+    INSERT INTO {OPERATIONS} (kind, source_id, target_id, amount, summary, success)
+    VALUES ('charge', %(source)s, %(target)s, %(amount)s, %(summary)s, TRUE)
+    RETURNING id, created_at
+), events AS (
+    INSERT INTO {EVENTS} (public_id, owner_id, type, data)
+    SELECT e.public_id, e.owner_id, e.type,
+           e.data || jsonb_build_object(
+               'id', op.id, 'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+      FROM op, jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb)
+)
+SELECT op.id, op.created_at, COALESCE(
+    (SELECT balance FROM credited),
+    (SELECT w.balance + %(amount)s + {pending("w.id")} FROM {WALLETS} w WHERE w.id = %(target)s)
+), {held("%(target)s")}
+  FROM op
+"""
+
 # Bulk charges (wallets.services.wallet_charge_many). Each statement handles the whole batch, so a
 # batch of 1,000 costs the same round trips as a batch of 1. Not the ORM: array parameters (unnest),
 # locks in one ordered statement, and data-modifying CTEs.
