@@ -101,6 +101,13 @@ DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
     "django.db.backends.postgresql", "wallet_service.database", 1
 )
 
+# Server-side parameter binding: psycopg sends each statement's parameters apart from its text, so that a
+# statement sent five times on a connection is prepared once and then only executed (psycopg's prepare_threshold):
+# PostgreSQL parses and plans the charge's statements once per connection instead of once per request.
+# (Django turns psycopg's automatic preparation off unless prepare_threshold is given; no pooler sits between the
+# service and PostgreSQL, so prepared statements live as long as the persistent connection.)
+DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts and authentication ---------------------------------------------------------------
