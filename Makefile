@@ -19,7 +19,7 @@ SERVE = $(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
 	exec $(BIN)/python -m wallet_service.supervise -- $(APP_SERVER)
 
-.PHONY: run test test-fast lint format install clean deploy-check bench schema
+.PHONY: run test test-fast lint format install clean deploy-check bench bench-instructions schema
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
@@ -94,6 +94,12 @@ deploy-check: $(VENV)/.runtime $(DEPLOY_VENV)/.installed
 bench: $(VENV)/.bench
 	BENCH_DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/wallet_service_bench}" \
 	$(BIN)/python bench/run.py
+
+# CPU instructions per request (charge, deposit, info), counted by callgrind in one process: bench/instructions.py.
+# It DROPS and re-creates INSTRUCTIONS_DATABASE_URL's database (default wallet_service_instructions). Needs valgrind.
+bench-instructions: $(VENV)/.runtime
+	@command -v valgrind >/dev/null || { echo "valgrind is missing: sudo apt-get install valgrind"; exit 1; }
+	$(BIN)/python bench/instructions.py
 
 # docs/openapi.yaml is generated from the code; a test fails when it differs from what this writes.
 schema: $(VENV)/.runtime

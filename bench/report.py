@@ -268,6 +268,11 @@ def markdown(run: dict, previous: list[dict]) -> str:
                 f"| {old['started_at'][:16]} | `{old['commit'][:8]}` | {old['settings']['duration_s']} | {cell} "
                 f"| {hot_ratio} | {' → '.join(hist) or '–'} |"
             )
+    # The instruction counts per request (bench/instructions.py) are kept by hand in bench/INSTRUCTIONS.md, one row
+    # per change, and carried into every rewrite of RESULTS.md.
+    instructions = BENCH / "INSTRUCTIONS.md"
+    if instructions.exists():
+        lines += ["", instructions.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 

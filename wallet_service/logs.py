@@ -126,3 +126,9 @@ def configure_logging(config: dict) -> None:
     """Django's LOGGING_CONFIG: apply ``config``, and log Python warnings as JSON lines too (py.warnings)."""
     logging.config.dictConfig(config)
     logging.captureWarnings(True)
+    # What no line of ours shows is not collected for every record (the logging HOWTO's "Optimization"): the
+    # calling function's file and line (a walk up the stack), the thread's and multiprocessing's names.
+    # The pid is kept: every line carries it.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False

@@ -47,16 +47,26 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "wallet_service.api.middleware.DefaultJSONContentTypeMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, CSRF, the session's user and messages, for /admin/ only: the API uses none of them.
+    "wallet_service.api.middleware.AdminOnlyMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # django_prometheus's PrometheusAfterMiddleware, its label lookups cached.
+    "wallet_service.api.middleware.PrometheusAfterMiddleware",
+]
+# In this order, inside AdminOnlyMiddleware (wallet_service/api/middleware.py).
+WALLET_SERVICE_ADMIN_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # With read replicas: after a write request, the user's WAL position (wallet_service/db_routing.py).
     "wallet_service.db_routing.WritePositionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# The admin's checks and `check --deploy`'s CSRF warning look for these in MIDDLEWARE; they are in
+# WALLET_SERVICE_ADMIN_MIDDLEWARE, run for every /admin/ request, the only part of the service that reads a cookie
+# (wallets/tests/test_admin.py, wallet_service/tests/test_admin_security.py: the login's CSRF check included).
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "security.W003"]
 
 ROOT_URLCONF = "wallet_service.urls"
 WSGI_APPLICATION = "wallet_service.wsgi.application"
@@ -86,10 +96,11 @@ DATABASES = {
         CONFIG.database_url or embedded_database_url(), conn_max_age=600, conn_health_checks=True
     )
 }
-# django-prometheus's subclasses of Django's backends count connections, queries and errors and time
-# each query (django_db_* metrics); they change nothing else (same vendor, options, conn_max_age).
+# django-prometheus's subclass of Django's PostgreSQL backend counts connections, queries and errors and times
+# each query (django_db_* metrics); it changes nothing else (same vendor, options, conn_max_age). Ours
+# (wallet_service/database) is that backend with the same counts made cheaper per statement.
 DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
-    "django.db.backends.", "django_prometheus.db.backends.", 1
+    "django.db.backends.postgresql", "wallet_service.database", 1
 )
 # Behind PgBouncer in transaction pooling mode (docs/SCALING.md, "PgBouncer"), each transaction may run
 # on another server connection: no named cursors (a server-side cursor outlives its transaction only
@@ -100,6 +111,13 @@ WALLET_SERVICE_DATABASE_POOLER = CONFIG.database_pooler
 if CONFIG.database_pooler == "pgbouncer":
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+else:
+    # Server-side parameter binding: psycopg sends each statement's parameters apart from its text, so that a
+    # statement sent five times on a connection is prepared once and then only executed (prepare_threshold):
+    # PostgreSQL parses and plans the charge's statements once per connection instead of once per request.
+    # (Django turns psycopg's automatic preparation off unless prepare_threshold is given; with no pooler
+    # between the service and PostgreSQL, prepared statements live as long as the persistent connection.)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 # Streaming replicas that may serve reads (WALLET_SERVICE_READ_REPLICA_URLS): aliases replica_0, replica_1...
 # Only wallet_service/db_routing.py sends queries there, and only when that cannot change an answer.
 # A replica that does not answer within two seconds is skipped (libpq's smallest connect_timeout).
@@ -110,6 +128,7 @@ for alias, replica_url in zip(READ_REPLICAS, CONFIG.read_replica_urls, strict=Tr
     DATABASES[alias].setdefault("OPTIONS", {})["connect_timeout"] = 2
     # Tests never create a database for a replica: it is a copy of the primary's.
     DATABASES[alias]["TEST"] = {"MIRROR": "default"}
+
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

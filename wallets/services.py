@@ -155,6 +155,58 @@ def _record(
     statement (wallets.sql.INSERT_OPERATION). Each event's ``data`` is the operation as that owner's
     history shows it (wallets.items.operation_item: the other party's token masked); the id and
     date, known only once inserted, are merged in by the statement. ``hold`` is (id, public id)."""
+    params = {
+        "kind": kind,
+        "source": source_id,
+        "target": target_id,
+        "amount": amount,
+        "summary": summary,
+        "success": success,
+        "hold": hold[0] if hold else None,
+        "refund_of": refund_of_id,
+        "events": _events_json(
+            kind,
+            source=source,
+            target=target,
+            amount=amount,
+            summary=summary,
+            success=success,
+            event_type=event_type,
+            hold=hold,
+            refund_of_id=refund_of_id,
+        ),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql.INSERT_OPERATION, params)
+        operation_id, created_at = cursor.fetchone()
+    return Operation(
+        id=operation_id,
+        kind=kind,
+        source_id=source_id,
+        target_id=target_id,
+        amount=amount,
+        summary=summary,
+        success=success,
+        created_at=created_at,
+        hold_id=hold[0] if hold else None,
+        refund_of_id=refund_of_id,
+    )
+
+
+def _events_json(
+    kind: str,
+    *,
+    source: Party | None,
+    target: Party,
+    amount: Decimal,
+    summary: str,
+    success: bool,
+    event_type: str,
+    hold: tuple[int, str] | None = None,
+    refund_of_id: int | None = None,
+) -> str:
+    """The ``events`` parameter of INSERT_OPERATION and CHARGE_WRITES: an ``event_type`` event for each owner
+    of the operation's wallets, as that owner's history shows the operation (without its id and date)."""
     row = OperationRow(
         0,  # placeholder: the statement writes the id and date
         kind,
@@ -181,32 +233,7 @@ def _record(
         }
         for owner in owners
     ]
-    params = {
-        "kind": kind,
-        "source": source_id,
-        "target": target_id,
-        "amount": amount,
-        "summary": summary,
-        "success": success,
-        "hold": hold[0] if hold else None,
-        "refund_of": refund_of_id,
-        "events": json.dumps(events),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql.INSERT_OPERATION, params)
-        operation_id, created_at = cursor.fetchone()
-    return Operation(
-        id=operation_id,
-        kind=kind,
-        source_id=source_id,
-        target_id=target_id,
-        amount=amount,
-        summary=summary,
-        success=success,
-        created_at=created_at,
-        hold_id=hold[0] if hold else None,
-        refund_of_id=refund_of_id,
-    )
+    return json.dumps(events)
 
 
 def _hold_events(hold: HoldRow, event_type: str) -> None:
@@ -281,17 +308,16 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
     with transaction.atomic():
         # Lock the wallet: concurrent deposits and charges on it serialise here, so none is lost.
         # NO KEY: inserting an operation that references the wallet need not wait for this lock.
-        wallet = (
-            Wallet.objects.select_for_update(no_key=True)
-            .filter(token=wallet_token, owner=owner)
-            .only("token", "owner_id")
-            .first()
-        )
-        if wallet is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.LOCK_OWNED_WALLET, {"token": wallet_token, "owner": owner.pk})
+            row = cursor.fetchone()
+        if row is None:
             raise WalletNotFound()
+        wallet = Wallet(pk=row[0], token=wallet_token, owner_id=owner.pk)
         wallet.current_balance, wallet.held = _fold_and_add(
             wallet.pk, amount, over_max=f"The deposit would take the balance over {MAX_BALANCE}."
         )
+        wallet.balance = wallet.current_balance  # its pending credits were just folded in: the row's balance
         metrics.record_deposit(amount=amount)
         operation = _record(
             Operation.Kind.DEPOSIT,
@@ -350,6 +376,51 @@ def _record_refused(*, kind: str, debit: Debit, amount: Decimal, summary: str) -
     )
 
 
+def _charge_writes(debit: Debit, *, amount: Decimal, summary: str) -> tuple[Operation, Money]:
+    """A successful charge's writes, in one statement (wallets.sql.CHARGE_WRITES): the debit of the locked
+    wallet, the merchant's credit without waiting (as _credit_without_waiting), the operation and its
+    events (as _record). Returns the operation and the merchant wallet's money after the credit."""
+    over_max = f"The charge would take your balance over {MAX_BALANCE}."
+    params = {
+        "source": debit.wallet_id,
+        "balance": debit.money.balance - amount,
+        "target": debit.merchant_wallet_id,
+        "amount": amount,
+        "summary": summary,
+        "events": _events_json(
+            Operation.Kind.CHARGE,
+            source=debit.wallet,
+            target=debit.merchant,
+            amount=amount,
+            summary=summary,
+            success=True,
+            event_type="charge.succeeded",
+        ),
+    }
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.CHARGE_WRITES, params)
+            operation_id, created_at, *money = cursor.fetchone()
+    except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
+        raise BalanceOverflow(over_max) from error
+    money = Money(*money)
+    if money.balance > MAX_BALANCE:  # a pending credit must stay foldable (the transaction is rolled back)
+        raise BalanceOverflow(over_max)
+    operation = Operation(
+        id=operation_id,
+        kind=Operation.Kind.CHARGE,
+        source_id=debit.wallet_id,
+        target_id=debit.merchant_wallet_id,
+        amount=amount,
+        summary=summary,
+        success=True,
+        created_at=created_at,
+        hold_id=None,
+        refund_of_id=None,
+    )
+    return operation, money
+
+
 def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary: str = "") -> Operation:
     """Move ``amount`` from the wallet ``wallet_token`` to ``merchant``'s wallet, atomically.
 
@@ -372,21 +443,8 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
         # A short balance is a business outcome, not an error: the attempt is recorded as failed.
         success = debit.money.available >= amount
         if success:
-            _set_balance(debit.wallet_id, debit.money.balance - amount)
-            merchant_wallet.current_balance, merchant_wallet.held = _credit_without_waiting(
-                merchant_wallet.pk, amount, over_max=f"The charge would take your balance over {MAX_BALANCE}."
-            )
-            operation = _record(
-                Operation.Kind.CHARGE,
-                source=debit.wallet,
-                source_id=debit.wallet_id,
-                target=debit.merchant,
-                target_id=merchant_wallet.pk,
-                amount=amount,
-                summary=summary,
-                success=True,
-                event_type="charge.succeeded",
-            )
+            operation, money = _charge_writes(debit, amount=amount, summary=summary)
+            merchant_wallet.current_balance, merchant_wallet.held = money
             operation.target = merchant_wallet
         else:
             operation = _record_refused(kind=Operation.Kind.CHARGE, debit=debit, amount=amount, summary=summary)

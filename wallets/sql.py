@@ -42,6 +42,11 @@ OWNED_WALLETS = (
     f"FROM {WALLETS} w WHERE w.owner_id = %s"
 )
 
+# Lock one of an owner's wallets for a deposit (its money is then read and changed by FOLD_AND_ADD, a new
+# statement whose snapshot is taken after the lock). Not the ORM: building ``select_for_update().filter().only()``
+# was a quarter of a deposit's instructions (bench/INSTRUCTIONS.md); this is the statement it built.
+LOCK_OWNED_WALLET = f"SELECT id FROM {WALLETS} WHERE token = %(token)s AND owner_id = %(owner)s FOR NO KEY UPDATE"
+
 # Lock the wallet about to be debited or held, and read in the same round trip what the decision
 # needs: its balance and pending credits, its held amount, and the company's own wallet (unlocked: a
 # wallet's owner and token never change); and, for the events, both owners and companies' names.
@@ -162,6 +167,42 @@ WITH op AS (
       FROM op, jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb)
 )
 SELECT id, created_at FROM op
+"""
+
+# A successful charge's writes in one statement: the charged wallet's new balance (SET_BALANCE: its lock is held
+# and its money was read under it), the merchant's credit without waiting (CREDIT, the same CTEs), and the
+# operation with its events (INSERT_OPERATION, the same CTEs). Parameters: ``source`` (the charged wallet) and its
+# new ``balance``, ``target`` (the merchant's wallet), ``amount``, ``summary`` and the ``events``. Returns the
+# operation's id and date and the merchant wallet's balance and held amount after the credit, as CREDIT does.
+# The wallets are two different rows (a charge of the merchant's own wallet is refused before), so no row is
+# written twice. Not three statements: each is a round trip, and the Python that sends it (bench/INSTRUCTIONS.md).
+CHARGE_WRITES = f"""
+WITH debited AS (UPDATE {WALLETS} SET balance = %(balance)s WHERE id = %(source)s),
+     free AS (SELECT id FROM {WALLETS} WHERE id = %(target)s FOR NO KEY UPDATE SKIP LOCKED),
+     folded AS (DELETE FROM {PENDING} WHERE wallet_id IN (SELECT id FROM free) RETURNING amount),
+     credited AS (UPDATE {WALLETS}
+                     SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
+                   WHERE id IN (SELECT id FROM free)
+               RETURNING balance),
+     pending AS (INSERT INTO {PENDING} (wallet_id, amount)
+                 SELECT %(target)s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free)
+                 RETURNING amount),
+     op AS (
+    INSERT INTO {OPERATIONS} (kind, source_id, target_id, amount, summary, success)
+    VALUES ('charge', %(source)s, %(target)s, %(amount)s, %(summary)s, TRUE)
+    RETURNING id, created_at
+), events AS (
+    INSERT INTO {EVENTS} (public_id, owner_id, type, data)
+    SELECT e.public_id, e.owner_id, e.type,
+           e.data || jsonb_build_object(
+               'id', op.id, 'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+      FROM op, jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb)
+)
+SELECT op.id, op.created_at, COALESCE(
+    (SELECT balance FROM credited),
+    (SELECT w.balance + %(amount)s + {pending("w.id")} FROM {WALLETS} w WHERE w.id = %(target)s)
+), {held("%(target)s")}
+  FROM op
 """
 
 # Bulk charges (wallets.services.wallet_charge_many). Each statement handles the whole batch, so a

@@ -6,7 +6,10 @@ import logging
 import re
 import time
 
+from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import request_finished
+from django.utils.module_loading import import_string
+from django_prometheus import middleware as prometheus
 
 from wallet_service import logs
 
@@ -29,6 +32,51 @@ class DefaultJSONContentTypeMiddleware:
         if not meta.get("CONTENT_TYPE") and meta.get("CONTENT_LENGTH", "0") not in ("", "0"):
             meta["CONTENT_TYPE"] = "application/json"
         return self.get_response(request)
+
+
+class AdminOnlyMiddleware:
+    """Run ``settings.WALLET_SERVICE_ADMIN_MIDDLEWARE`` (sessions, CSRF, the session's user, messages) for
+    ``/admin/`` only.
+
+    The API authenticates every request by its ``Authorization`` key and never reads a cookie, a
+    session or a message; the admin needs all four. Listed in ``MIDDLEWARE`` they cost every API
+    request their work and a layer of the middleware chain each (bench/instructions.py); here they
+    are one chain, entered only for the admin's paths. Their ``process_view`` hooks (CSRF's check)
+    are called from this middleware's, for the admin's paths, where Django would have called them.
+    """
+
+    PREFIX = "/admin/"
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.get_response = get_response
+        handler = get_response
+        self.view_hooks = []
+        for path in reversed(settings.WALLET_SERVICE_ADMIN_MIDDLEWARE):
+            middleware = import_string(path)(handler)
+            if hasattr(middleware, "process_view"):
+                self.view_hooks.insert(0, middleware.process_view)
+            handler = convert_exception_to_response(middleware)
+        self.admin_chain = handler
+
+    def is_admin(self, request) -> bool:
+        path = request.path_info
+        return path.startswith(self.PREFIX) or path == self.PREFIX[:-1]
+
+    def __call__(self, request):
+        if self.is_admin(request):
+            return self.admin_chain(request)
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if not self.is_admin(request):
+            return None
+        for hook in self.view_hooks:
+            response = hook(request, view_func, view_args, view_kwargs)
+            if response is not None:
+                return response
+        return None
 
 
 class RequestLogMiddleware:
@@ -79,6 +127,29 @@ class RequestLogMiddleware:
             extra={"method": request.method, "path": path, "status": status, "duration_ms": duration_ms},
         )
         return response
+
+
+class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
+    """django_prometheus's, with each metric's child for a set of label values looked up once.
+
+    Its ``label_metric`` calls ``metric.labels(...)`` about eight times per request, each a check of
+    the label names, a tuple of ``str()`` values and a lock; the children are the same every time
+    for the same values, so they are kept here (as many as the metric keeps itself: one per set of
+    values) and the samples written are unchanged.
+    """
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        self.children = {}
+
+    def label_metric(self, metric, request, response=None, **labels):
+        if not labels:
+            return metric
+        key = (metric, *labels.items())
+        child = self.children.get(key)
+        if child is None:
+            child = self.children[key] = metric.labels(**labels)
+        return child
 
 
 def forget_request_id(**kwargs) -> None:

@@ -96,3 +96,20 @@ def test_the_admin_is_served_by_default(settings, staff, reload_urls):
     assert settings.WALLET_SERVICE_ADMIN_ENABLED is True
     reload_urls()
     assert Client().get("/admin/login/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_admin_keeps_sessions_and_csrf_while_the_api_skips_them(staff, client_api):
+    # Sessions, CSRF, the session's user and messages run for /admin/ only (AdminOnlyMiddleware).
+    client = Client(enforce_csrf_checks=True)
+    assert admin_login(client, PASSWORD).status_code == 403  # no CSRF token: refused
+    form = client.get("/admin/login/")
+    assert form.status_code == 200 and "csrftoken" in form.cookies
+    logged_in = admin_login(client, PASSWORD, HTTP_X_CSRFTOKEN=form.cookies["csrftoken"].value)
+    assert logged_in.status_code == 302
+    assert client.session["_auth_user_id"] == str(staff.pk)
+    assert client.get("/admin/").status_code == 200
+    # The API sets no cookie and reads no session.
+    answer = client_api.get("/wallet/list")
+    assert answer.status_code == 200 and not answer.cookies
+    assert "Cookie" not in answer.get("Vary", "")

@@ -183,6 +183,6 @@ def test_the_services_default_database_is_the_embedded_server():
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert "'ENGINE': 'django_prometheus.db.backends.postgresql'" in done.stdout
+    assert "'ENGINE': 'wallet_service.database'" in done.stdout
     assert f"'HOST': '{embedded_db.socket_dir()}'" in done.stdout
     assert "'NAME': 'wallet_service'" in done.stdout

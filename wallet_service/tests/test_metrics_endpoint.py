@@ -44,7 +44,7 @@ def test_metrics_are_prometheus_text_with_requests_latency_and_database(api_clie
 
 def test_the_database_wrapper_keeps_persistent_connections_and_health_checks():
     database = connection.settings_dict
-    assert database["ENGINE"] == "django_prometheus.db.backends.postgresql"
+    assert database["ENGINE"] == "wallet_service.database"  # django_prometheus's backend, counting cheaper
     assert connection.vendor == "postgresql"
     assert (database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]) == (600, True)
 
@@ -101,3 +101,27 @@ def test_metrics_only_answer_get_and_head(api_client):
     response = api_client.post("/metrics", {})
     assert_problem(response, 405, "method_not_allowed")
     assert response["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.django_db
+def test_each_statement_is_counted_timed_and_its_error_counted_by_type():
+    from django.db import ProgrammingError, transaction
+    from django_prometheus.db import errors_total, execute_total, query_duration_seconds
+
+    def counts():
+        return (
+            execute_total.labels("default", "postgresql")._value.get(),
+            query_duration_seconds.labels("default", "postgresql")._sum.get(),
+            # counted under psycopg's exception type, below Django's wrapping in ProgrammingError
+            errors_total.labels("default", "postgresql", "UndefinedColumn")._value.get(),
+        )
+
+    executed, timed, errors = counts()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(0.01)")
+        with pytest.raises(ProgrammingError), transaction.atomic():
+            cursor.execute("SELECT no_such_column FROM pg_class")
+    after = counts()
+    assert after[0] >= executed + 2  # and the savepoint's statements
+    assert after[1] >= timed + 0.01
+    assert after[2] == errors + 1
