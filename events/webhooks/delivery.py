@@ -248,14 +248,15 @@ ON CONFLICT (outcome) DO UPDATE SET count = events_webhookattemptcount.count + E
 """
 
 
-def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, float]]) -> None:
-    """Write what the attempts came to, in one transaction (all or nothing: retried if it fails)."""
+def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, float, float]]) -> None:
+    """Write what the attempts came to (each: claim, outcome, duration, Unix time it started), in one
+    transaction (all or nothing: retried if it fails)."""
     if not results:
         return
     outcomes = Counter()
     logs = []
     with transaction.atomic(), connection.cursor() as cursor:
-        for claim_, outcome, duration in results:
+        for claim_, outcome, duration, started_at in results:
             outcomes[outcome.outcome] += 1
             line = {
                 "event": claim_.event.public_id,
@@ -265,6 +266,7 @@ def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, fl
                 "attempt": claim_.attempt,
                 "outcome": outcome.outcome,
                 "status": outcome.status,
+                "started_at": round(started_at, 3),
                 "duration_ms": round(duration * 1000),
             }
             if outcome.delivered:
@@ -315,26 +317,26 @@ class Dispatcher:
         self.wake = threading.Event()
         self.done: queue.SimpleQueue = queue.SimpleQueue()
         self.in_flight: dict[int, Claim] = {}
-        self.unrecorded: list[tuple[Claim, client.Outcome, float]] = []
+        self.unrecorded: list[tuple[Claim, client.Outcome, float, float]] = []
 
     def _send(self, claim_: Claim) -> None:
-        started = time.monotonic()
+        started_at, started = time.time(), time.monotonic()
         try:
             outcome = attempt(claim_, self.policy, self.context)
         except Exception as error:  # a bug: never lose the claim's result
             logger.exception("webhook attempt crashed", extra={"event": claim_.event.public_id})
             outcome = client.Outcome("network_error", error=f"internal error: {error.__class__.__name__}")
-        self.done.put((claim_, outcome, time.monotonic() - started))
+        self.done.put((claim_, outcome, time.monotonic() - started, started_at))
         self.wake.set()
 
     def _collect(self) -> None:
         while True:
             try:
-                claim_, outcome, duration = self.done.get_nowait()
+                result = self.done.get_nowait()
             except queue.Empty:
                 return
-            self.in_flight.pop(claim_.delivery_id, None)
-            self.unrecorded.append((claim_, outcome, duration))
+            self.in_flight.pop(result[0].delivery_id, None)
+            self.unrecorded.append(result)
 
     def step(self, pool: ThreadPoolExecutor) -> int:
         """One round; the number of attempts started."""
