@@ -213,6 +213,48 @@ def test_an_event_committed_late_with_an_older_xid_is_not_skipped(receiver):
     assert wait_until(lambda: (delivery.fan_out(FAST), WebhookDelivery.objects.count())[1] == 2, SHARED_SERVER_WAIT)
 
 
+def claimed_delivery(receiver: Receiver, policy: DeliveryPolicy) -> tuple[delivery.Claim, float]:
+    """A delivery to ``receiver`` claimed, and time.monotonic() just before the claim."""
+    api = authenticated_client(ClientFactory().user)
+    subscribe(api, receiver.url())
+    wallet = WalletFactory(owner=api.user)
+    services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("1"))
+    feed_passed(str(Event.objects.get().xid))
+    assert delivery.fan_out(policy) == 1
+    claimed = time.monotonic()
+    (claim,) = delivery.claim(policy, slots=1)
+    return claim, claimed
+
+
+def test_an_attempt_that_starts_late_ends_when_its_lease_does_not_its_timeout_later():
+    # A starved thread pool starts the attempt a second after the claim; the receiver is slower than
+    # the timeout. Another worker may take the delivery when the lease runs out: the attempt must be over.
+    policy = DeliveryPolicy(timeout=1.8, lease=2.0)
+    slow = Receiver(delay=5).start()
+    try:
+        claim, claimed = claimed_delivery(slow, policy)
+        time.sleep(1.0)
+        outcome = delivery.attempt(claim, policy)
+        ended = time.monotonic()
+    finally:
+        slow.stop()
+    assert outcome.outcome == "network_error", outcome
+    assert ended - claimed < policy.lease + 0.4  # not 1.0 + 1.8: the lease ends first
+
+
+def test_an_attempt_whose_lease_ran_out_before_it_started_is_not_sent(receiver):
+    policy = DeliveryPolicy(timeout=0.5, lease=0.6)
+    claim, _ = claimed_delivery(receiver, policy)
+    time.sleep(0.7)
+    outcome = delivery.attempt(claim, policy)
+    assert (outcome.outcome, outcome.error) == (
+        "network_error",
+        "not sent: the lease ran out before the attempt could start",
+    )
+    time.sleep(0.2)
+    assert receiver.received == [] and not receiver.active
+
+
 def test_an_endpoint_failing_everything_is_disabled_and_says_so(dispatcher):
     receiver = Receiver(lambda request: (500, b"no")).start()
     try:

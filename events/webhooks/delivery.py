@@ -9,9 +9,11 @@ State lives in the database, so deliveries survive restarts and several workers 
    the others skip). An event reaches an endpoint created before it (events.webhooks.services).
 2. **Claim.** Due pending deliveries are taken with ``FOR UPDATE SKIP LOCKED`` and leased: their
    ``next_attempt_at`` is pushed ``lease`` seconds ahead and ``attempts`` incremented, in a transaction
-   that commits before anything is sent. No other worker can take them while the attempt runs (it
-   lasts at most ``timeout`` < ``lease``); a worker killed mid-attempt leaves them due again when the
-   lease runs out, to be sent again (at least once; receivers deduplicate by ``webhook-id``).
+   that commits before anything is sent. No other worker can take them while the attempt runs: it
+   lasts at most ``timeout`` < ``lease``, and never past the lease, counted from before the claim (an
+   attempt whose thread started late, on a starved machine, gets what is left of the lease, or is not
+   sent at all); a worker killed mid-attempt leaves them due again when the lease runs out, to be sent
+   again (at least once; receivers deduplicate by ``webhook-id``).
 3. **Attempt** (a thread pool, events.webhooks.client), then **record**: delivered on a 2xx, else due
    again after a growing delay with jitter, until ``window`` seconds after the delivery was made: then
    failed. The record is fenced by the attempt number, so a late result never overwrites a newer one.
@@ -143,6 +145,12 @@ class Claim:
     secret_encrypted: str
     event: EventRow
     delivery_created_at: object
+    lease_ends: float = float("inf")  # time.monotonic() by which the attempt must be over
+
+    def time_left(self, policy: DeliveryPolicy) -> float:
+        """The attempt's time: its timeout, cut short by the lease (never past it: another worker may
+        take the delivery then)."""
+        return min(policy.timeout, self.lease_ends - time.monotonic())
 
 
 CANDIDATES = """
@@ -170,6 +178,8 @@ def claim(policy: DeliveryPolicy, slots: int, busy: Counter | None = None) -> li
     if slots <= 0:
         return []
     busy = Counter(busy or {})
+    # Before the transaction, whose now() starts the lease: the lease ends no earlier than this + lease.
+    lease_ends = time.monotonic() + policy.lease
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(CANDIDATES, {"limit": slots * 4})
         chosen = []
@@ -186,21 +196,23 @@ def claim(policy: DeliveryPolicy, slots: int, busy: Counter | None = None) -> li
         (delivery_id, attempt, endpoint_id, endpoint_public_id, url, secret) = row[:6]
         public_id, type_, created_at, data, delivery_created_at = row[6:]
         event = EventRow(public_id, type_, created_at, json.loads(data) if isinstance(data, str) else data)
-        claims.append(
-            Claim(delivery_id, attempt, endpoint_id, endpoint_public_id, url, secret, event, delivery_created_at)
-        )
+        claim_ = Claim(delivery_id, attempt, endpoint_id, endpoint_public_id, url, secret, event, delivery_created_at)
+        claims.append(replace(claim_, lease_ends=lease_ends))
     return claims
 
 
 def attempt(claim: Claim, policy: DeliveryPolicy, context=None) -> client.Outcome:
-    """Send one claimed delivery (no database access: it runs in the pool's threads)."""
+    """Send one claimed delivery (no database access: it runs in the pool's threads), within its lease."""
+    time_left = claim.time_left(policy)
+    if time_left <= 0:
+        return client.Outcome("network_error", error="not sent: the lease ran out before the attempt could start")
     try:
         secret = decrypt_secret(claim.endpoint_public_id, claim.secret_encrypted)
     except UndecryptableSecret:
         return client.Outcome("network_error", error="the signing secret cannot be decrypted (SECRET_KEY changed?)")
     body = json.dumps(event_body(claim.event), separators=(",", ":"), ensure_ascii=False).encode()
     headers = client.signed_headers(secret, claim.event.public_id, body)
-    return client.send(claim.url, body, headers, timeout=policy.timeout, context=context)
+    return client.send(claim.url, body, headers, timeout=claim.time_left(policy), context=context)
 
 
 DELIVERED = """
@@ -236,14 +248,15 @@ ON CONFLICT (outcome) DO UPDATE SET count = events_webhookattemptcount.count + E
 """
 
 
-def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, float]]) -> None:
-    """Write what the attempts came to, in one transaction (all or nothing: retried if it fails)."""
+def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, float, float]]) -> None:
+    """Write what the attempts came to (each: claim, outcome, duration, Unix time it started), in one
+    transaction (all or nothing: retried if it fails)."""
     if not results:
         return
     outcomes = Counter()
     logs = []
     with transaction.atomic(), connection.cursor() as cursor:
-        for claim_, outcome, duration in results:
+        for claim_, outcome, duration, started_at in results:
             outcomes[outcome.outcome] += 1
             line = {
                 "event": claim_.event.public_id,
@@ -253,6 +266,7 @@ def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, fl
                 "attempt": claim_.attempt,
                 "outcome": outcome.outcome,
                 "status": outcome.status,
+                "started_at": round(started_at, 3),
                 "duration_ms": round(duration * 1000),
             }
             if outcome.delivered:
@@ -303,26 +317,26 @@ class Dispatcher:
         self.wake = threading.Event()
         self.done: queue.SimpleQueue = queue.SimpleQueue()
         self.in_flight: dict[int, Claim] = {}
-        self.unrecorded: list[tuple[Claim, client.Outcome, float]] = []
+        self.unrecorded: list[tuple[Claim, client.Outcome, float, float]] = []
 
     def _send(self, claim_: Claim) -> None:
-        started = time.monotonic()
+        started_at, started = time.time(), time.monotonic()
         try:
             outcome = attempt(claim_, self.policy, self.context)
         except Exception as error:  # a bug: never lose the claim's result
             logger.exception("webhook attempt crashed", extra={"event": claim_.event.public_id})
             outcome = client.Outcome("network_error", error=f"internal error: {error.__class__.__name__}")
-        self.done.put((claim_, outcome, time.monotonic() - started))
+        self.done.put((claim_, outcome, time.monotonic() - started, started_at))
         self.wake.set()
 
     def _collect(self) -> None:
         while True:
             try:
-                claim_, outcome, duration = self.done.get_nowait()
+                result = self.done.get_nowait()
             except queue.Empty:
                 return
-            self.in_flight.pop(claim_.delivery_id, None)
-            self.unrecorded.append((claim_, outcome, duration))
+            self.in_flight.pop(result[0].delivery_id, None)
+            self.unrecorded.append(result)
 
     def step(self, pool: ThreadPoolExecutor) -> int:
         """One round; the number of attempts started."""
