@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "wallet_service.api.middleware.AdminOnlyMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # With read replicas: after an API write request, the user's WAL position (wallet_service/db_routing.py).
+    "wallet_service.db_routing.WritePositionMiddleware",
     # django_prometheus's PrometheusAfterMiddleware, its label lookups cached.
     "wallet_service.api.middleware.PrometheusAfterMiddleware",
 ]
@@ -59,8 +61,6 @@ WALLET_SERVICE_ADMIN_MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # With read replicas: after a write request, the user's WAL position (wallet_service/db_routing.py).
-    "wallet_service.db_routing.WritePositionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 # The admin's checks and `check --deploy`'s CSRF warning look for these in MIDDLEWARE; they are in
