@@ -81,6 +81,7 @@ UPDATE {WALLETS} AS w
 RETURNING w.balance, {held("w.id")}
 """
 
+
 # Credit a wallet without waiting for its lock, in one statement. ``free`` takes the lock if nobody
 # holds it (SKIP LOCKED: never wait). If it did, the credit and every pending credit go into the
 # balance (``folded``, ``credited``); if not, the credit is inserted as pending instead. Data-modifying
@@ -88,21 +89,33 @@ RETURNING w.balance, {held("w.id")}
 # evaluated once, and the lock is taken before the DELETE scans. The result is the wallet's whole
 # balance after the credit: from the UPDATE, or (pending) the balance and pending credits this
 # statement's snapshot sees plus this credit, whose new row that snapshot cannot see; and its held
-# amount. Not the ORM: a conditional lock and three writes in one round trip.
-CREDIT = f"""
-WITH free AS (SELECT id FROM {WALLETS} WHERE id = %(wallet)s FOR NO KEY UPDATE SKIP LOCKED),
+# amount. Not the ORM: a conditional lock and three writes in one round trip. Written once, used by CREDIT
+# and CHARGE_WRITES.
+def credit_ctes(wallet: str) -> str:
+    """The CTEs ``free``, ``folded``, ``credited`` and ``pending`` that credit ``%(amount)s`` to the wallet
+    whose id is the parameter ``wallet`` without waiting for its lock (CREDIT, CHARGE_WRITES)."""
+    return f"""free AS (SELECT id FROM {WALLETS} WHERE id = %({wallet})s FOR NO KEY UPDATE SKIP LOCKED),
      folded AS (DELETE FROM {PENDING} WHERE wallet_id IN (SELECT id FROM free) RETURNING amount),
      credited AS (UPDATE {WALLETS}
                      SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
                    WHERE id IN (SELECT id FROM free)
                RETURNING balance),
      pending AS (INSERT INTO {PENDING} (wallet_id, amount)
-                 SELECT %(wallet)s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free)
-                 RETURNING amount)
-SELECT COALESCE(
+                 SELECT %({wallet})s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free)
+                 RETURNING amount)"""
+
+
+def money_after_credit(wallet: str) -> str:
+    """The credited wallet's whole balance and held amount after ``credit_ctes(wallet)``."""
+    return f"""COALESCE(
     (SELECT balance FROM credited),
-    (SELECT w.balance + %(amount)s + {pending("w.id")} FROM {WALLETS} w WHERE w.id = %(wallet)s)
-), {held("%(wallet)s")}
+    (SELECT w.balance + %(amount)s + {pending("w.id")} FROM {WALLETS} w WHERE w.id = %({wallet})s)
+), {held(f"%({wallet})s")}"""
+
+
+CREDIT = f"""
+WITH {credit_ctes("wallet")}
+SELECT {money_after_credit("wallet")}
 """
 
 # Set a debited wallet's balance (its lock is held and its money was just read). Not ``save()``: the
@@ -150,6 +163,16 @@ SELECT w.id, w.token, w.owner_id, c.name
 # refund of that operation takes, so no other refund of it can commit in between.
 REFUNDED = f"SELECT COALESCE(SUM(amount), 0) FROM {OPERATIONS} WHERE refund_of_id = %s AND kind = 'refund'"
 
+# The CTE ``events`` that inserts ``%(events)s`` (a JSON list rendered by Python) for the operation the CTE
+# ``op`` inserted, merging in its id and date, which only that INSERT knows.
+EVENTS_OF_OP = f"""events AS (
+    INSERT INTO {EVENTS} (public_id, owner_id, type, data)
+    SELECT e.public_id, e.owner_id, e.type,
+           e.data || jsonb_build_object(
+               'id', op.id, 'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+      FROM op, jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb)
+)"""
+
 # Record an operation and its events in one statement. The events' ``data`` is rendered by Python
 # (wallets.items, as each owner sees it) except the operation's id and date, which only this
 # INSERT knows: they are merged in here. Not the ORM: a data-modifying CTE feeding a second INSERT
@@ -159,13 +182,7 @@ WITH op AS (
     INSERT INTO {OPERATIONS} (kind, source_id, target_id, amount, summary, success, hold_id, refund_of_id)
     VALUES (%(kind)s, %(source)s, %(target)s, %(amount)s, %(summary)s, %(success)s, %(hold)s, %(refund_of)s)
     RETURNING id, created_at
-), events AS (
-    INSERT INTO {EVENTS} (public_id, owner_id, type, data)
-    SELECT e.public_id, e.owner_id, e.type,
-           e.data || jsonb_build_object(
-               'id', op.id, 'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-      FROM op, jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb)
-)
+), {EVENTS_OF_OP}
 SELECT id, created_at FROM op
 """
 
@@ -178,30 +195,13 @@ SELECT id, created_at FROM op
 # written twice. Not three statements: each is a round trip, and the Python that sends it (bench/INSTRUCTIONS.md).
 CHARGE_WRITES = f"""
 WITH debited AS (UPDATE {WALLETS} SET balance = %(balance)s WHERE id = %(source)s),
-     free AS (SELECT id FROM {WALLETS} WHERE id = %(target)s FOR NO KEY UPDATE SKIP LOCKED),
-     folded AS (DELETE FROM {PENDING} WHERE wallet_id IN (SELECT id FROM free) RETURNING amount),
-     credited AS (UPDATE {WALLETS}
-                     SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
-                   WHERE id IN (SELECT id FROM free)
-               RETURNING balance),
-     pending AS (INSERT INTO {PENDING} (wallet_id, amount)
-                 SELECT %(target)s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free)
-                 RETURNING amount),
+     {credit_ctes("target")},
      op AS (
     INSERT INTO {OPERATIONS} (kind, source_id, target_id, amount, summary, success)
     VALUES ('charge', %(source)s, %(target)s, %(amount)s, %(summary)s, TRUE)
     RETURNING id, created_at
-), events AS (
-    INSERT INTO {EVENTS} (public_id, owner_id, type, data)
-    SELECT e.public_id, e.owner_id, e.type,
-           e.data || jsonb_build_object(
-               'id', op.id, 'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-      FROM op, jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb)
-)
-SELECT op.id, op.created_at, COALESCE(
-    (SELECT balance FROM credited),
-    (SELECT w.balance + %(amount)s + {pending("w.id")} FROM {WALLETS} w WHERE w.id = %(target)s)
-), {held("%(target)s")}
+), {EVENTS_OF_OP}
+SELECT op.id, op.created_at, {money_after_credit("target")}
   FROM op
 """
 
