@@ -23,33 +23,21 @@ CREATE FUNCTION wallet_history_side(
   SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
-    IF p_as_source THEN
-        RETURN QUERY
-        SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, o.source_id, o.target_id, o.hold_id,
-               o.refund_of_id
-          FROM wallets_operation o
-         WHERE o.source_id = p_wallet
-           AND (p_since IS NULL OR o.created_at >= p_since)
-           AND (p_until IS NULL OR o.created_at < p_until)
-           AND (p_after_at IS NULL OR (o.created_at, o.id) < (p_after_at, p_after_id))
-           AND (p_snapshot IS NULL OR pg_visible_in_snapshot(o.xid, p_snapshot)
-                OR o.xid = pg_current_xact_id_if_assigned())
-         ORDER BY o.created_at DESC, o.id DESC
-         LIMIT p_limit;
-    ELSE
-        RETURN QUERY
-        SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, o.source_id, o.target_id, o.hold_id,
-               o.refund_of_id
-          FROM wallets_operation o
-         WHERE o.target_id = p_wallet
-           AND (p_since IS NULL OR o.created_at >= p_since)
-           AND (p_until IS NULL OR o.created_at < p_until)
-           AND (p_after_at IS NULL OR (o.created_at, o.id) < (p_after_at, p_after_id))
-           AND (p_snapshot IS NULL OR pg_visible_in_snapshot(o.xid, p_snapshot)
-                OR o.xid = pg_current_xact_id_if_assigned())
-         ORDER BY o.created_at DESC, o.id DESC
-         LIMIT p_limit;
-    END IF;
+    -- One statement for both sides, the column named by format(); EXECUTE ... USING plans it with this
+    -- call's values, so a condition on a NULL argument folds away and the cursor starts the index range.
+    RETURN QUERY EXECUTE format(
+        'SELECT o.id, o.kind, o.amount, o.summary, o.success, o.created_at, o.source_id, o.target_id, o.hold_id,
+                o.refund_of_id
+           FROM wallets_operation o
+          WHERE o.%I = $1
+            AND ($2 IS NULL OR o.created_at >= $2)
+            AND ($3 IS NULL OR o.created_at < $3)
+            AND ($4 IS NULL OR (o.created_at, o.id) < ($4, $5))
+            AND ($6 IS NULL OR pg_visible_in_snapshot(o.xid, $6) OR o.xid = pg_current_xact_id_if_assigned())
+          ORDER BY o.created_at DESC, o.id DESC
+          LIMIT $7',
+        CASE WHEN p_as_source THEN 'source_id' ELSE 'target_id' END)
+    USING p_wallet, p_since, p_until, p_after_at, p_after_id, p_snapshot, p_limit;
 END
 $$;
 """
