@@ -701,101 +701,100 @@ def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkR
     """Run ``charges`` in order, each as ``wallet_charge`` would alone, in ONE transaction.
 
     Set-based: the charged wallets are locked in one statement (in id order, so crossing batches
-    cannot deadlock), their money read and pending credits folded in one, the debits, the operations
-    with their events, and the company's credit written with one statement each: a batch costs the
-    same round trips whatever its size. Items that charge the same wallet see each other's effects
-    in order. A refused item (402) is recorded as a failed charge, like a lone one; a wallet that does
-    not exist (404) or the company's own (400 same_wallet) leaves no trace. MerchantWalletMissing
-    refuses the whole batch. After a crash, either every item's outcome is in the ledger or none is.
+    cannot deadlock), their money read and pending credits folded in one, and the debits, the operations
+    with their events and the company's credit written in one: a batch costs the same round trips
+    whatever its size. Everything that needs no lock (the parties, the operations' ids, the events'
+    rendering) is done before the locks, which every batch crossing one of those wallets waits for.
+    Items that charge the same wallet see each other's effects in order. A refused item (402) is
+    recorded as a failed charge, like a lone one; a wallet that does not exist (404) or the company's
+    own (400 same_wallet) leaves no trace. MerchantWalletMissing refuses the whole batch. After a crash,
+    either every item's outcome is in the ledger or none is.
     """
     if merchant.kind != User.Kind.COMPANY:
         raise NotAMerchant()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.BULK_PARTIES, {"merchant": merchant.pk, "items": [c.wallet_token for c in charges]})
+        merchant_wallet, merchant_company, ids, parties = None, None, [], {}
+        for role, wallet_id, token, owner_id, company, merchant_ids in cursor.fetchall():
+            if role == "merchant":
+                merchant_wallet = Wallet(pk=wallet_id, token=token, owner_id=merchant.pk)
+                merchant_company, ids = company, merchant_ids or []
+            else:
+                parties[token] = (wallet_id, owner_id, company)
+    if merchant_wallet is None:
+        raise MerchantWalletMissing()
+    # The recorded items (their wallet exists and is not the company's), each with its operation's id,
+    # and their events as each owner's history will show them: the outcome and date are the statement's.
+    recorded = []  # (item index, operation id, wallet id)
+    events = []
+    for index, charge in enumerate(charges):
+        if charge.wallet_token == merchant_wallet.token or charge.wallet_token not in parties:
+            continue
+        operation_id = ids[len(recorded)]
+        wallet_id, owner_id, company = parties[charge.wallet_token]
+        recorded.append((index, operation_id, wallet_id))
+        row = OperationRow(
+            operation_id, Operation.Kind.CHARGE, charge.amount, charge.summary, True, EPOCH,
+            charge.wallet_token, merchant_wallet.token, owner_id, merchant.pk, company, merchant_company, None, None,
+        )  # fmt: skip
+        for owner in dict.fromkeys((owner_id, merchant.pk)):
+            data = operation_item(row, reader_id=owner)
+            del data["success"], data["date"]  # the statement writes the outcome and the operation's date
+            events.append({"public_id": new_event_id(), "owner_id": owner, "data": data, "op": operation_id})
+    events_json = json.dumps(events)
+    outcomes: list[ChargeOutcome] = []
     with transaction.atomic(), connection.cursor() as cursor:
-        tokens = list(dict.fromkeys(charge.wallet_token for charge in charges))
-        # Lock the charged wallets: charges racing for their money check and take it one after the other.
-        cursor.execute(sql.BULK_LOCK, {"merchant": merchant.pk, "tokens": tokens})
-        merchant_wallet, merchant_company, locked = None, None, {}
-        for role, wallet_id, token, detail in cursor.fetchall():
-            if role == "merchant":  # detail: the company's name
-                merchant_wallet, merchant_company = Wallet(pk=wallet_id, token=token, owner_id=merchant.pk), detail
-            else:  # detail: the charged wallet's owner
-                locked[token] = [wallet_id, int(detail)]
-        if merchant_wallet is None:
-            raise MerchantWalletMissing()
-        if locked:
-            cursor.execute(sql.BULK_MONEY, {"ids": [wallet_id for wallet_id, _ in locked.values()]})
-            money = {wallet_id: [balance - held, balance, company] for wallet_id, balance, held, company in cursor}
-        merchant_party = Party(merchant_wallet.token, merchant.pk, merchant_company)
-        outcomes: list[ChargeOutcome | None] = []
-        recorded = []  # (item index, wallet id, owner id, company, success)
+        money = {}
+        if recorded:
+            wallet_ids = list(dict.fromkeys(wallet_id for *_, wallet_id in recorded))
+            # Lock the charged wallets: charges racing for their money check and take it one after the other.
+            cursor.execute(sql.BULK_LOCK, {"ids": wallet_ids})
+            cursor.execute(sql.BULK_MONEY, {"ids": wallet_ids})
+            money = {wallet_id: [balance - held, balance] for wallet_id, balance, held in cursor}
+        kept, debited, total = [], {}, Decimal("0.00")  # kept: (item index, operation id, wallet id, success)
+        by_index = {index: (operation_id, wallet_id) for index, operation_id, wallet_id in recorded}
         for index, charge in enumerate(charges):
-            if charge.wallet_token == merchant_wallet.token:
-                outcomes.append(ChargeOutcome(400, "same_wallet"))
+            if index not in by_index:
+                same = charge.wallet_token == merchant_wallet.token
+                outcomes.append(ChargeOutcome(400, "same_wallet") if same else ChargeOutcome(404, "not_found"))
                 continue
-            if charge.wallet_token not in locked:
+            operation_id, wallet_id = by_index[index]
+            state = money.get(wallet_id)
+            if state is None:  # the wallet was deleted (with its owner) since BULK_PARTIES
                 outcomes.append(ChargeOutcome(404, "not_found"))
                 continue
-            wallet_id, owner_id = locked[charge.wallet_token]
-            state = money[wallet_id]
             success = state[0] >= charge.amount
             if success:  # later items of the same wallet see this one's effect
                 state[0] -= charge.amount
                 state[1] -= charge.amount
-            recorded.append((index, wallet_id, owner_id, state[2], success))
-            outcomes.append(None)
-        total = sum((charges[index].amount for index, *_, success in recorded if success), Decimal("0.00"))
-        if recorded:
-            cursor.execute(sql.NEXT_OPERATION_IDS, [len(recorded)])
-            ids = [operation_id for (operation_id,) in cursor.fetchall()]
-            debited = {wallet_id: money[wallet_id][1] for _, wallet_id, *_, success in recorded if success}
-            if debited:
-                cursor.execute(sql.BULK_SET_BALANCES, {"ids": list(debited), "balances": list(debited.values())})
-            events = []
-            for operation_id, (index, _wallet, owner_id, company, success) in zip(ids, recorded, strict=True):
-                charge = charges[index]
-                outcomes[index] = (
-                    ChargeOutcome(200, None, operation_id)
-                    if success
-                    else ChargeOutcome(402, "insufficient_funds", operation_id)
-                )
-                row = OperationRow(
-                    operation_id, Operation.Kind.CHARGE, charge.amount, charge.summary, success, EPOCH,
-                    charge.wallet_token, merchant_wallet.token, owner_id, merchant.pk, company,
-                    merchant_party.company, None, None,
-                )  # fmt: skip
-                event_type = "charge.succeeded" if success else "charge.failed"
-                for owner in dict.fromkeys((owner_id, merchant.pk)):
-                    data = operation_item(row, reader_id=owner)
-                    del data["date"]  # the statement writes the operation's own
-                    events.append(
-                        {
-                            "public_id": new_event_id(),
-                            "owner_id": owner,
-                            "type": event_type,
-                            "data": data,
-                            "op": operation_id,
-                        }
-                    )
-            cursor.execute(
-                sql.BULK_INSERT_OPERATIONS,
-                {
-                    "target": merchant_wallet.pk,
-                    "ids": ids,
-                    "sources": [wallet_id for _, wallet_id, *_ in recorded],
-                    "amounts": [charges[index].amount for index, *_ in recorded],
-                    "summaries": [charges[index].summary for index, *_ in recorded],
-                    "successes": [success for *_, success in recorded],
-                    "events": json.dumps(events),
-                },
-            )
-            succeeded = sum(success for *_, success in recorded)
-            metrics.record_charges(succeeded=succeeded, failed=len(recorded) - succeeded, amount=total)
-        if total:
-            merchant_wallet.current_balance, merchant_wallet.held = _credit_without_waiting(
-                merchant_wallet.pk, total, over_max=f"The charges would take your balance over {MAX_BALANCE}."
-            )
-        else:
-            cursor.execute(sql.OWNED_WALLETS + " AND w.id = %s", [merchant.pk, merchant_wallet.pk])
-            row = cursor.fetchone()
-            merchant_wallet.current_balance, merchant_wallet.held = row[5], row[6]
+                debited[wallet_id] = state[1]
+                total += charge.amount
+                outcomes.append(ChargeOutcome(200, None, operation_id))
+            else:
+                outcomes.append(ChargeOutcome(402, "insufficient_funds", operation_id))
+            kept.append((index, operation_id, wallet_id, success))
+        params = {
+            "target": merchant_wallet.pk,
+            "amount": total,
+            "debited": list(debited),
+            "balances": list(debited.values()),
+            "ids": [operation_id for _, operation_id, _, _ in kept],
+            "sources": [wallet_id for _, _, wallet_id, _ in kept],
+            "amounts": [charges[index].amount for index, *_ in kept],
+            "summaries": [charges[index].summary for index, *_ in kept],
+            "successes": [success for *_, success in kept],
+            "events": events_json,
+        }
+        over_max = f"The charges would take your balance over {MAX_BALANCE}."
+        try:
+            cursor.execute(sql.BULK_WRITES_AND_CREDIT if total else sql.BULK_WRITES, params)
+            balance, held = cursor.fetchone()
+        except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
+            raise BalanceOverflow(over_max) from error
+        if balance > MAX_BALANCE:  # a pending credit must stay foldable (the transaction is rolled back)
+            raise BalanceOverflow(over_max)
+        merchant_wallet.current_balance, merchant_wallet.held = balance, held
+    if kept:
+        succeeded = sum(success for *_, success in kept)
+        metrics.record_charges(succeeded=succeeded, failed=len(kept) - succeeded, amount=total)
     return BulkResult(outcomes, merchant_wallet)

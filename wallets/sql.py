@@ -207,59 +207,82 @@ SELECT op.id, op.created_at, {money_after_credit("target")}
 
 # Bulk charges (wallets.services.wallet_charge_many). Each statement handles the whole batch, so a
 # batch of 1,000 costs the same round trips as a batch of 1. Not the ORM: array parameters (unnest),
-# locks in one ordered statement, and data-modifying CTEs.
+# locks in one ordered statement, and data-modifying CTEs. The batch's wallet locks are held from
+# BULK_LOCK to the commit, and every batch crossing one of those wallets waits meanwhile: so what needs no
+# lock (the parties, the operations' ids, the events' rendering) is done before BULK_LOCK, and what
+# follows it is two statements and the commit.
 
-# Lock every charged wallet, in id order (so two batches crossing the same wallets cannot deadlock),
-# except the company's own (a charge of it is refused as same_wallet, and the company's wallet is
-# credited without waiting); and find the company's wallet, unlocked.
-BULK_LOCK = f"""
+# Before any lock: the company's wallet and name, and each charged wallet (not the company's own: a charge
+# of it is refused as same_wallet) with its owner and the owner's company name (a wallet's token and
+# owner never change); and the ids of the batch's operations, one per item whose wallet exists, taken
+# here so that each item's events can be rendered with its id before the locks are taken.
+BULK_PARTIES = f"""
 WITH merchant AS (SELECT id, token FROM {WALLETS} WHERE owner_id = %(merchant)s ORDER BY id LIMIT 1),
-     locked AS (SELECT w.id, w.token, w.owner_id FROM {WALLETS} w
-                 WHERE w.token = ANY(%(tokens)s) AND w.id NOT IN (SELECT id FROM merchant)
-                 ORDER BY w.id FOR NO KEY UPDATE OF w)
-SELECT 'merchant', m.id, m.token, (SELECT name FROM {COMPANIES} WHERE user_id = %(merchant)s) FROM merchant m
+     charged AS (SELECT w.id, w.token, w.owner_id, c.name FROM {WALLETS} w LEFT JOIN {COMPANIES} c ON c.user_id = w.owner_id
+                  WHERE w.token = ANY(%(items)s) AND w.id NOT IN (SELECT id FROM merchant)),
+     ids AS (SELECT nextval(pg_get_serial_sequence('{OPERATIONS}', 'id')) AS id
+               FROM unnest(%(items)s::text[]) AS t(token) JOIN charged USING (token))
+SELECT 'merchant', m.id, m.token, NULL::bigint, (SELECT name FROM {COMPANIES} WHERE user_id = %(merchant)s),
+       (SELECT array_agg(id ORDER BY id) FROM ids)
+  FROM merchant m
 UNION ALL
-SELECT 'charged', id, token, owner_id::text FROM locked
+SELECT 'charged', id, token, owner_id, name, NULL FROM charged
 """
 
+# Lock every charged wallet, in id order (so two batches crossing the same wallets cannot deadlock). The
+# company's wallet is not among them: it is credited without waiting.
+BULK_LOCK = f"SELECT id FROM {WALLETS} WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE"
+
 # Under those locks, in a statement of its own (so its snapshot is taken after them): fold each
-# wallet's pending credits into its balance and read its money, held amount and owner's company.
+# wallet's pending credits into its balance and read its money and held amount.
 BULK_MONEY = f"""
 WITH folded AS (DELETE FROM {PENDING} WHERE wallet_id = ANY(%(ids)s) RETURNING wallet_id, amount),
      sums AS (SELECT wallet_id, SUM(amount) AS total FROM folded GROUP BY wallet_id),
      credited AS (UPDATE {WALLETS} w SET balance = w.balance + s.total FROM sums s WHERE w.id = s.wallet_id
                   RETURNING w.id, w.balance)
-SELECT w.id, COALESCE(c.balance, w.balance), {held("w.id")}, co.name
-  FROM {WALLETS} w LEFT JOIN credited c ON c.id = w.id LEFT JOIN {COMPANIES} co ON co.user_id = w.owner_id
+SELECT w.id, COALESCE(c.balance, w.balance), {held("w.id")}
+  FROM {WALLETS} w LEFT JOIN credited c ON c.id = w.id
  WHERE w.id = ANY(%(ids)s)
 """
 
-# Ids for the batch's operations, taken up front so that each item knows its own (results, events).
-NEXT_OPERATION_IDS = (
-    f"SELECT nextval(pg_get_serial_sequence('{OPERATIONS}', 'id')) FROM generate_series(1, %s) ORDER BY 1"
-)
 
-# The debited wallets' new balances, in one statement.
-BULK_SET_BALANCES = f"""
-UPDATE {WALLETS} w SET balance = v.balance FROM unnest(%(ids)s::bigint[], %(balances)s::numeric[]) AS v(id, balance)
- WHERE w.id = v.id
-"""
-
-# The batch's operations and their events, in one statement; each event's date is its operation's.
-BULK_INSERT_OPERATIONS = f"""
-WITH op AS (
+def bulk_writes(credit: bool) -> str:
+    """The batch's writes in one statement: the debited wallets' new balances, the operations, their
+    events (each rendered by Python before the locks; the statement adds the outcome, ``success``, and
+    the operation's date, and picks the type), and, when ``credit``, the company's credit of ``%(amount)s``
+    without waiting (CREDIT's CTEs). Returns the company wallet's whole balance and held amount after it."""
+    money = (
+        money_after_credit("target")
+        if credit
+        else f"(SELECT w.balance + {pending('w.id')} FROM {WALLETS} w WHERE w.id = %(target)s), {held('%(target)s')}"
+    )
+    return f"""
+WITH debited AS (
+    UPDATE {WALLETS} w SET balance = v.balance
+      FROM unnest(%(debited)s::bigint[], %(balances)s::numeric[]) AS v(id, balance)
+     WHERE w.id = v.id
+), {credit_ctes("target") + "," if credit else ""}
+     op AS (
     INSERT INTO {OPERATIONS} (id, kind, source_id, target_id, amount, summary, success)
     SELECT v.id, 'charge', v.source, %(target)s, v.amount, v.summary, v.success
       FROM unnest(%(ids)s::bigint[], %(sources)s::bigint[], %(amounts)s::numeric[], %(summaries)s::text[],
                   %(successes)s::boolean[]) AS v(id, source, amount, summary, success)
-    RETURNING id, created_at
+    RETURNING id, created_at, success
+), events AS (
+    INSERT INTO {EVENTS} (public_id, owner_id, type, data)
+    SELECT e.public_id, e.owner_id, CASE WHEN op.success THEN 'charge.succeeded' ELSE 'charge.failed' END,
+           e.data || jsonb_build_object(
+               'success', op.success,
+               'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+      FROM jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, data jsonb, op bigint)
+      JOIN op ON op.id = e.op
 )
-INSERT INTO {EVENTS} (public_id, owner_id, type, data)
-SELECT e.public_id, e.owner_id, e.type,
-       e.data || jsonb_build_object('date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-  FROM jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb, op bigint)
-  JOIN op ON op.id = e.op
+SELECT {money}
 """
+
+
+BULK_WRITES_AND_CREDIT = bulk_writes(credit=True)
+BULK_WRITES = bulk_writes(credit=False)
 
 # The refused attempts (failed charges and holds) of one company's wallet on one wallet within the
 # window, newest first: the ``limit``-th one, if there is one, and when it leaves the window. A range of
