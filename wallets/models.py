@@ -165,7 +165,11 @@ class Operation(models.Model):
     summary = models.CharField(max_length=255, blank=True, default="")
     success = models.BooleanField()
     created_at = models.DateTimeField(db_default=DatabaseNow(), editable=False)
-    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="operations")
+    # Indexed only where set (operation_hold_idx): most operations have no hold, and a full index took an
+    # entry per operation for nothing.
+    hold = models.ForeignKey(
+        Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="operations", db_index=False
+    )
     refund_of = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds", db_index=False
     )
@@ -211,6 +215,8 @@ class Operation(models.Model):
             models.Index(
                 fields=["refund_of"], name="operation_refund_of_idx", condition=models.Q(refund_of__isnull=False)
             ),
+            # A hold's captures (and the foreign key's checks when a hold is deleted).
+            models.Index(fields=["hold"], name="operation_hold_idx", condition=models.Q(hold__isnull=False)),
         ]
 
     def __str__(self) -> str:
