@@ -218,7 +218,8 @@ SELECT op.id, op.created_at, {money_after_credit("target")}
 # here so that each item's events can be rendered with its id before the locks are taken.
 BULK_PARTIES = f"""
 WITH merchant AS (SELECT id, token FROM {WALLETS} WHERE owner_id = %(merchant)s ORDER BY id LIMIT 1),
-     charged AS (SELECT w.id, w.token, w.owner_id, c.name FROM {WALLETS} w LEFT JOIN {COMPANIES} c ON c.user_id = w.owner_id
+     charged AS (SELECT w.id, w.token, w.owner_id, c.name
+                   FROM {WALLETS} w LEFT JOIN {COMPANIES} c ON c.user_id = w.owner_id
                   WHERE w.token = ANY(%(items)s) AND w.id NOT IN (SELECT id FROM merchant)),
      ids AS (SELECT nextval(pg_get_serial_sequence('{OPERATIONS}', 'id')) AS id
                FROM unnest(%(items)s::text[]) AS t(token) JOIN charged USING (token))
