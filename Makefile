@@ -91,7 +91,9 @@ deploy-check: $(VENV)/.runtime $(DEPLOY_VENV)/.installed
 
 # Load test against a server it starts with `make run` on PostgreSQL (see bench/README.md). It DROPS and
 # re-creates BENCH_DATABASE_URL's database. BENCH_DURATION=5 for a short development run.
-bench: $(VENV)/.bench
+# Its replica_reads scenario makes a primary and a streaming replica with the test suite's helpers
+# (wallet_service/tests/servers.py), hence the development requirements.
+bench: $(VENV)/.bench $(VENV)/.dev
 	BENCH_DATABASE_URL="$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/wallet_service_bench}" \
 	$(BIN)/python bench/run.py
 

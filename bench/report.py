@@ -171,6 +171,41 @@ def cpu_cell(scenario: dict) -> str:
     )
 
 
+def replica_lines(replica: dict | None) -> list[str]:
+    """The replica_reads scenario: each read served by a primary alone, then with one streaming replica."""
+    if not replica:
+        return []
+    lines = [
+        "",
+        "## Reads with a streaming replica (`replica_reads`)",
+        "",
+        "A throwaway primary and a replica made from it with `pg_basebackup -R` (the shared PostgreSQL takes no "
+        "replication connections), the service served by `make run` on the primary alone, then again with "
+        "`WALLET_SERVICE_READ_REPLICA_URLS`; the same wrk scenarios. CPU per request from /proc: each cluster's "
+        "postmaster and children, the server's process tree. On two shared cores the replica competes with the "
+        "primary for the same CPU: what counts is the primary's CPU per request it takes over.",
+        "",
+        "| read | served by | req/s | p50 ms | p99 ms | non-2xx | CPU ms per request: primary / replica / server "
+        "| primary CPU moved off |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    modes = replica["modes"]
+    alone = modes.get("primary only", {})
+    for mode, scenarios in modes.items():
+        for name, s in scenarios.items():
+            cpu = s["cpu_ms_per_request"]
+            moved = ""
+            if mode != "primary only" and name in alone and alone[name]["cpu_ms_per_request"]["primary"]:
+                before = alone[name]["cpu_ms_per_request"]["primary"]
+                moved = f"{before - cpu['primary']:.3f} ms ({(before - cpu['primary']) / before:.0%})"
+            errors = s["non2xx"] + sum(s["socket_errors"].values())
+            lines.append(
+                f"| {describe(name)} | {mode} | {s['rps']:,.1f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {errors} "
+                f"| {cpu['primary']:.3f} / {cpu['replica']:.3f} / {cpu['server']:.3f} | {moved} |"
+            )
+    return lines
+
+
 def markdown(run: dict, previous: list[dict]) -> str:
     settings, machine, scenarios = run["settings"], run["machine"], run["scenarios"]
     lines = [
@@ -237,6 +272,9 @@ def markdown(run: dict, previous: list[dict]) -> str:
         "ceiling is the machine's cores divided by the CPU one request cost the server, the database and the "
         "load generator: the rate a quiet machine would reach if CPU were the only limit (not so for the "
         "hot-merchant rows, where one row lock is). On a busy machine it is steadier than req/s.",
+    ]
+    lines += replica_lines(run.get("replica_reads"))
+    lines += [
         "",
         "## Targets (issue 5)",
         "",
@@ -291,6 +329,8 @@ def main() -> None:
         p50, p99 = s.get("p50_ms", ""), s.get("p99_ms", "")
         money = "conserved" if s["money"]["conserved"] else "NOT CONSERVED"
         print(f"{describe(name):<58} {s['rps']:>9,.1f} {p50:>8} {p99:>8} {errors:>8}  {money}")
+    for line in replica_lines(run.get("replica_reads"))[1:]:
+        print(line)
     print("\ntargets (issue 5):")
     for label, value, verdict, _ in targets(run["scenarios"], run["machine"]["cores"], run.get("audit_ledger")):
         print(f"  {label:<50} {value:>8}  {verdict}")

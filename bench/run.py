@@ -86,7 +86,10 @@ HTTP_SCENARIOS = [
 PGBENCH_SCENARIOS = ["pgbench_spread", "pgbench_hot"]
 # Charges per request of each scenario that sends several in one (bench/wrk.lua's BULK_BATCH).
 CHARGES_PER_REQUEST = {"charges_bulk": 100}
-SELECTED = os.environ.get("BENCH_SCENARIOS", "").split() or PGBENCH_SCENARIOS + HTTP_SCENARIOS
+# Reads with and without a streaming replica, on a primary and replica of their own (replica_reads()).
+REPLICA_SCENARIO = "replica_reads"
+REPLICA_READS = ["info", "history_100"]
+SELECTED = os.environ.get("BENCH_SCENARIOS", "").split() or PGBENCH_SCENARIOS + HTTP_SCENARIOS + [REPLICA_SCENARIO]
 
 
 def say(message: str) -> None:
@@ -540,6 +543,124 @@ def run_pgbench(ranges: dict, hot: bool, duration: int) -> dict:
     return {"requests": processed, "rps": round(tps, 1), "mean_ms": latency, "failed": failed}
 
 
+# --- Reads with a streaming replica ---------------------------------------------------------------
+
+
+def cluster_cpu_seconds(data_dir: Path) -> float:
+    """User + system CPU of a PostgreSQL cluster's postmaster and its children (backends, walsender,
+    walreceiver, startup/replay...), reaped children included."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for pid in all_pids():
+        stat = proc_stat(pid)
+        if stat is not None and (pid == postmaster or stat[0] == postmaster):
+            ticks += stat[1]
+    return ticks / TICK
+
+
+def set_up_readers(base: str) -> dict:
+    """What the read scenarios need, through the API: 4 clients with 25 funded wallets each (info) and a
+    wallet with 100 deposits (history_100)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        tokens = list(pool.map(lambda i: signup(base, "client", 9000 + i), range(4)))
+        owned = list(
+            pool.map(
+                lambda token: [token, call(base, "POST", "/wallet/create", {}, token, expected=201)["wallet"]],
+                [token for token in tokens for _ in range(25)],
+            )
+        )
+        list(
+            pool.map(
+                lambda pair: call(base, "POST", "/wallet/deposit", {"wallet": pair[1], "amount": "100.00"}, pair[0]),
+                owned,
+            )
+        )
+        history = owned[0]
+        list(
+            pool.map(
+                lambda n: call(base, "POST", "/wallet/deposit", {"wallet": history[1], "amount": "1.00"}, history[0]),
+                range(100),
+            )
+        )
+    return {
+        "merchants": [], "merchant_wallets": [], "sources": [], "refundable": [],
+        "owned": owned, "history": {"100": history},
+    }  # fmt: skip
+
+
+def replica_reads() -> dict:
+    """info and history_100 through wrk, served by a primary alone, then by the same primary with one
+    streaming replica (WALLET_SERVICE_READ_REPLICA_URLS): throughput, and the CPU each request cost the
+    primary cluster, the replica cluster and the server. The shared PostgreSQL does not accept replication
+    connections, so the pair is a throwaway one (wallet_service/tests/servers.py): a primary initialised
+    under var/bench/ on a free port and a replica made from it with `pg_basebackup -R`, both stopped and
+    removed at the end, also on failure."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("WALLET_SERVICE_SECRET_KEY", "bench-replica-only-secret-key-0123456789abcdef")
+    from wallet_service.tests.servers import PostgresCluster, ReplicaCluster
+
+    primary = replica = server = None
+    results: dict = {"modes": {}}
+    try:
+        primary = PostgresCluster(WORK).init()
+        primary.query("postgres", "CREATE DATABASE wallet")
+        replica = ReplicaCluster(primary, WORK).init()
+        say(f"{REPLICA_SCENARIO}: primary on port {primary.port}, replica (pg_basebackup -R) on {replica.port}")
+        data = None
+        data_file = WORK / "replica-data.lua"
+        for mode, env in (
+            ("primary only", {}),
+            ("with a replica", {"WALLET_SERVICE_READ_REPLICA_URLS": replica.url("wallet")}),
+        ):
+            port = free_port()
+            server = start_server(
+                port, WORK / f"server-replica-{len(results['modes'])}.log", primary.url("wallet"), env
+            )
+            base = f"http://127.0.0.1:{port}"
+            if data is None:
+                data = set_up_readers(base)
+                write_lua_data(data, data_file)
+            replica.catch_up()
+            time.sleep(1.5)  # the server's view of the replica's lag is refreshed
+            scenarios = {}
+            for name in REPLICA_READS:
+                if WARMUP:
+                    run_wrk(base, data_file, name, WARMUP)
+                say(f"{REPLICA_SCENARIO}: {name}, {mode}: wrk, {CONNECTIONS} connections, {DURATION} s")
+                before = cluster_cpu_seconds(primary.data), cluster_cpu_seconds(replica.data)
+                result, wall, cpu = measure(
+                    lambda name=name, base=base: run_wrk(base, data_file, name, DURATION),
+                    server_pid=server.pid,
+                    dbname="wallet",
+                )
+                after = cluster_cpu_seconds(primary.data), cluster_cpu_seconds(replica.data)
+                requests = max(result["requests"], 1)
+                result["wall_s"] = round(wall, 1)
+                result["cpu_ms_per_request"] = {
+                    "server": round(cpu["server"] * 1000 / requests, 3),
+                    "primary": round((after[0] - before[0]) * 1000 / requests, 3),
+                    "replica": round((after[1] - before[1]) * 1000 / requests, 3),
+                    "load_generator": round(cpu["load_generator"] * 1000 / requests, 3),
+                    "other": round(cpu["other"] * 1000 / requests, 3),
+                }
+                scenarios[name] = result
+                say(
+                    f"  {result['rps']:>8.1f} req/s  p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  "
+                    f"non-2xx {result['non2xx']}  CPU ms per request: "
+                    + " ".join(f"{key}={value}" for key, value in result["cpu_ms_per_request"].items())
+                )
+            results["modes"][mode] = scenarios
+            stop_server(server)
+            server = None
+    finally:
+        if server is not None:
+            stop_server(server)
+        for cluster in (replica, primary):
+            if cluster is not None:
+                cluster.destroy()
+    return results
+
+
 # --- The run --------------------------------------------------------------------------------------
 
 
@@ -600,8 +721,11 @@ def subscribe_merchants(base: str, data: dict, receiver: Receiver) -> None:
         call(base, "POST", "/webhooks", {"url": receiver.url}, token, expected=201)
 
 
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=DATABASE_URL, WALLET_SERVICE_AUTH_THROTTLE_RATE="off", PORT=str(port))
+def start_server(
+    port: int, log_path: Path, database_url: str = DATABASE_URL, extra_env: dict | None = None
+) -> subprocess.Popen:
+    env = dict(os.environ, DATABASE_URL=database_url, WALLET_SERVICE_AUTH_THROTTLE_RATE="off", PORT=str(port))
+    env.update(extra_env or {})
     # The webhook scenario's receiver listens on 127.0.0.1.
     env["WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE"] = "True"
     with log_path.open("wb") as log:
@@ -745,6 +869,7 @@ def main() -> int:
         say("  " + (audit["output"].splitlines() or ["(no output)"])[-1])
     finally:
         stop_server(server)
+    replica = replica_reads() if REPLICA_SCENARIO in SELECTED else None
     commit = git("rev-parse", "HEAD")
     run = {
         "started_at": started_at.isoformat().replace("+00:00", "Z"),
@@ -770,6 +895,8 @@ def main() -> int:
         "scenarios": scenarios,
         "audit_ledger": audit,
     }
+    if replica is not None:
+        run[REPLICA_SCENARIO] = replica
     path = RESULTS / f"{started_at:%Y%m%dT%H%M%SZ}-{commit[:8]}.json"
     path.write_text(json.dumps(run, indent=2) + "\n")
     say(f"raw results: {path.relative_to(ROOT)}")

@@ -157,10 +157,10 @@ class PostgresCluster:
     As root, the cluster runs as ``nobody`` (PostgreSQL refuses to run as root), as the embedded one does.
     """
 
-    def __init__(self):
+    def __init__(self, parent: Path | None = None):
         self.bin = postgres_bin()
         self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="wallet-pg-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="wallet-pg-", dir=parent))  # parent: the system's temporary directory
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
         self.account = embedded_db.server_account(self.data)
@@ -200,8 +200,8 @@ class ReplicaCluster(PostgresCluster):
     """A streaming replica of ``primary`` (a PostgresCluster): ``pg_basebackup -R`` into a data directory
     of its own, started on its own port as a hot standby that follows the primary."""
 
-    def __init__(self, primary: PostgresCluster):
-        super().__init__()
+    def __init__(self, primary: PostgresCluster, parent: Path | None = None):
+        super().__init__(parent)
         self.primary = primary
 
     def init(self) -> ReplicaCluster:
