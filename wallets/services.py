@@ -700,11 +700,12 @@ class BulkResult(NamedTuple):
 def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkResult:
     """Run ``charges`` in order, each as ``wallet_charge`` would alone, in ONE transaction.
 
-    Set-based: the charged wallets are locked in one statement (in id order, so crossing batches
-    cannot deadlock), their money read and pending credits folded in one, and the debits, the operations
-    with their events and the company's credit written in one: a batch costs the same round trips
-    whatever its size. Everything that needs no lock (the parties, the operations' ids, the events'
-    rendering) is done before the locks, which every batch crossing one of those wallets waits for.
+    Set-based, two statements whatever the batch's size: BULK_PARTIES reads, without locks, the parties
+    and takes the operations' ids, so that the events are rendered before any lock; then CHARGE_MANY (the
+    function wallet_charge_many) locks the charged wallets in id order (crossing batches cannot deadlock),
+    folds their pending credits, decides each item, and writes the debits, the operations with their
+    events and the company's credit. Outside a transaction that statement is the batch's transaction, so
+    no round trip is spent holding the locks every batch crossing those wallets waits for.
     Items that charge the same wallet see each other's effects in order. A refused item (402) is
     recorded as a failed charge, like a lone one; a wallet that does not exist (404) or the company's
     own (400 same_wallet) leaves no trace. MerchantWalletMissing refuses the whole batch. After a crash,
@@ -741,60 +742,44 @@ def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkR
             data = operation_item(row, reader_id=owner)
             del data["success"], data["date"]  # the statement writes the outcome and the operation's date
             events.append({"public_id": new_event_id(), "owner_id": owner, "data": data, "op": operation_id})
-    events_json = json.dumps(events)
+    over_max = f"The charges would take your balance over {MAX_BALANCE}."
+    params = {
+        "target": merchant_wallet.pk,
+        "ids": [operation_id for _, operation_id, _ in recorded],
+        "sources": [wallet_id for *_, wallet_id in recorded],
+        "amounts": [charges[index].amount for index, *_ in recorded],
+        "summaries": [charges[index].summary for index, *_ in recorded],
+        "events": json.dumps(events),
+    }
+    # Everything under the wallets' locks is this one statement (wallets/migrations/0009): outside a transaction
+    # it is its own, so the locks it takes are released when it ends, with no round trip in between; inside one
+    # (an Idempotency-Key's) they are held to that transaction's commit.
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.CHARGE_MANY, params)
+            decided, balance, held = cursor.fetchone()
+    except (IntegrityError, DataError) as error:
+        # Numeric overflow, the balance CHECK constraints, or the company's money over MAX_BALANCE (a pending
+        # credit must stay foldable: the function refuses it): nothing of the batch was written.
+        raise BalanceOverflow(over_max) from error
+    merchant_wallet.current_balance, merchant_wallet.held = balance, held
+    by_index = {
+        index: (operation_id, outcome) for (index, operation_id, _), outcome in zip(recorded, decided, strict=True)
+    }
     outcomes: list[ChargeOutcome] = []
-    with transaction.atomic(), connection.cursor() as cursor:
-        money = {}
-        if recorded:
-            wallet_ids = list(dict.fromkeys(wallet_id for *_, wallet_id in recorded))
-            # Lock the charged wallets: charges racing for their money check and take it one after the other.
-            cursor.execute(sql.BULK_LOCK, {"ids": wallet_ids})
-            cursor.execute(sql.BULK_MONEY, {"ids": wallet_ids})
-            money = {wallet_id: [balance - held, balance] for wallet_id, balance, held in cursor}
-        kept, debited, total = [], {}, Decimal("0.00")  # kept: (item index, operation id, wallet id, success)
-        by_index = {index: (operation_id, wallet_id) for index, operation_id, wallet_id in recorded}
-        for index, charge in enumerate(charges):
-            if index not in by_index:
-                same = charge.wallet_token == merchant_wallet.token
-                outcomes.append(ChargeOutcome(400, "same_wallet") if same else ChargeOutcome(404, "not_found"))
-                continue
-            operation_id, wallet_id = by_index[index]
-            state = money.get(wallet_id)
-            if state is None:  # the wallet was deleted (with its owner) since BULK_PARTIES
-                outcomes.append(ChargeOutcome(404, "not_found"))
-                continue
-            success = state[0] >= charge.amount
-            if success:  # later items of the same wallet see this one's effect
-                state[0] -= charge.amount
-                state[1] -= charge.amount
-                debited[wallet_id] = state[1]
-                total += charge.amount
-                outcomes.append(ChargeOutcome(200, None, operation_id))
-            else:
-                outcomes.append(ChargeOutcome(402, "insufficient_funds", operation_id))
-            kept.append((index, operation_id, wallet_id, success))
-        params = {
-            "target": merchant_wallet.pk,
-            "amount": total,
-            "debited": list(debited),
-            "balances": list(debited.values()),
-            "ids": [operation_id for _, operation_id, _, _ in kept],
-            "sources": [wallet_id for _, _, wallet_id, _ in kept],
-            "amounts": [charges[index].amount for index, *_ in kept],
-            "summaries": [charges[index].summary for index, *_ in kept],
-            "successes": [success for *_, success in kept],
-            "events": events_json,
-        }
-        over_max = f"The charges would take your balance over {MAX_BALANCE}."
-        try:
-            cursor.execute(sql.BULK_WRITES_AND_CREDIT if total else sql.BULK_WRITES, params)
-            balance, held = cursor.fetchone()
-        except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
-            raise BalanceOverflow(over_max) from error
-        if balance > MAX_BALANCE:  # a pending credit must stay foldable (the transaction is rolled back)
-            raise BalanceOverflow(over_max)
-        merchant_wallet.current_balance, merchant_wallet.held = balance, held
-    if kept:
-        succeeded = sum(success for *_, success in kept)
-        metrics.record_charges(succeeded=succeeded, failed=len(kept) - succeeded, amount=total)
+    total, succeeded, failed = Decimal("0.00"), 0, 0
+    for index, charge in enumerate(charges):
+        operation_id, outcome = by_index.get(index, (None, None))
+        if outcome is None:  # not recorded: the company's own wallet, or no such wallet
+            same = charge.wallet_token == merchant_wallet.token
+            outcomes.append(ChargeOutcome(400, "same_wallet") if same else ChargeOutcome(404, "not_found"))
+        elif outcome:
+            outcomes.append(ChargeOutcome(200, None, operation_id))
+            total += charge.amount
+            succeeded += 1
+        else:
+            outcomes.append(ChargeOutcome(402, "insufficient_funds", operation_id))
+            failed += 1
+    if succeeded or failed:
+        metrics.record_charges(succeeded=succeeded, failed=failed, amount=total)
     return BulkResult(outcomes, merchant_wallet)

@@ -207,10 +207,9 @@ SELECT op.id, op.created_at, {money_after_credit("target")}
 
 # Bulk charges (wallets.services.wallet_charge_many). Each statement handles the whole batch, so a
 # batch of 1,000 costs the same round trips as a batch of 1. Not the ORM: array parameters (unnest),
-# locks in one ordered statement, and data-modifying CTEs. The batch's wallet locks are held from
-# BULK_LOCK to the commit, and every batch crossing one of those wallets waits meanwhile: so what needs no
-# lock (the parties, the operations' ids, the events' rendering) is done before BULK_LOCK, and what
-# follows it is two statements and the commit.
+# a function for what runs under the locks. The batch's wallet locks are held from the moment they are taken
+# to the commit, and every batch crossing one of those wallets waits meanwhile: so what needs no lock (the
+# parties, the operations' ids, the events' rendering) is done before, and the rest is one statement.
 
 # Before any lock: the company's wallet and name, and each charged wallet (not the company's own: a charge
 # of it is refused as same_wallet) with its owner and the owner's company name (a wallet's token and
@@ -230,60 +229,16 @@ UNION ALL
 SELECT 'charged', id, token, owner_id, name, NULL FROM charged
 """
 
-# Lock every charged wallet, in id order (so two batches crossing the same wallets cannot deadlock). The
-# company's wallet is not among them: it is credited without waiting.
-BULK_LOCK = f"SELECT id FROM {WALLETS} WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE"
-
-# Under those locks, in a statement of its own (so its snapshot is taken after them): fold each
-# wallet's pending credits into its balance and read its money and held amount.
-BULK_MONEY = f"""
-WITH folded AS (DELETE FROM {PENDING} WHERE wallet_id = ANY(%(ids)s) RETURNING wallet_id, amount),
-     sums AS (SELECT wallet_id, SUM(amount) AS total FROM folded GROUP BY wallet_id),
-     credited AS (UPDATE {WALLETS} w SET balance = w.balance + s.total FROM sums s WHERE w.id = s.wallet_id
-                  RETURNING w.id, w.balance)
-SELECT w.id, COALESCE(c.balance, w.balance), {held("w.id")}
-  FROM {WALLETS} w LEFT JOIN credited c ON c.id = w.id
- WHERE w.id = ANY(%(ids)s)
+# Everything under the batch's locks, in one statement: the function wallet_charge_many (wallets/migrations/0009)
+# locks the charged wallets in id order, folds their pending credits, decides each item in order, writes the
+# debits, the operations and their events (``events``: rendered by the caller, the outcome and the date added
+# by the function) and credits the company without waiting. Returns each recorded item's outcome (true: paid,
+# false: refused, NULL: its wallet is gone) and the company wallet's money and held amount after it. Not
+# statements sent one by one: each round trip back to the worker would be spent holding the locks.
+CHARGE_MANY = """
+SELECT * FROM wallet_charge_many(%(target)s, %(ids)s::bigint[], %(sources)s::bigint[], %(amounts)s::numeric[],
+                                 %(summaries)s::text[], %(events)s::jsonb)
 """
-
-
-def bulk_writes(credit: bool) -> str:
-    """The batch's writes in one statement: the debited wallets' new balances, the operations, their
-    events (each rendered by Python before the locks; the statement adds the outcome, ``success``, and
-    the operation's date, and picks the type), and, when ``credit``, the company's credit of ``%(amount)s``
-    without waiting (CREDIT's CTEs). Returns the company wallet's whole balance and held amount after it."""
-    money = (
-        money_after_credit("target")
-        if credit
-        else f"(SELECT w.balance + {pending('w.id')} FROM {WALLETS} w WHERE w.id = %(target)s), {held('%(target)s')}"
-    )
-    return f"""
-WITH debited AS (
-    UPDATE {WALLETS} w SET balance = v.balance
-      FROM unnest(%(debited)s::bigint[], %(balances)s::numeric[]) AS v(id, balance)
-     WHERE w.id = v.id
-), {credit_ctes("target") + "," if credit else ""}
-     op AS (
-    INSERT INTO {OPERATIONS} (id, kind, source_id, target_id, amount, summary, success)
-    SELECT v.id, 'charge', v.source, %(target)s, v.amount, v.summary, v.success
-      FROM unnest(%(ids)s::bigint[], %(sources)s::bigint[], %(amounts)s::numeric[], %(summaries)s::text[],
-                  %(successes)s::boolean[]) AS v(id, source, amount, summary, success)
-    RETURNING id, created_at, success
-), events AS (
-    INSERT INTO {EVENTS} (public_id, owner_id, type, data)
-    SELECT e.public_id, e.owner_id, CASE WHEN op.success THEN 'charge.succeeded' ELSE 'charge.failed' END,
-           e.data || jsonb_build_object(
-               'success', op.success,
-               'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-      FROM jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, data jsonb, op bigint)
-      JOIN op ON op.id = e.op
-)
-SELECT {money}
-"""
-
-
-BULK_WRITES_AND_CREDIT = bulk_writes(credit=True)
-BULK_WRITES = bulk_writes(credit=False)
 
 # The refused attempts (failed charges and holds) of one company's wallet on one wallet within the
 # window, newest first: the ``limit``-th one, if there is one, and when it leaves the window. A range of

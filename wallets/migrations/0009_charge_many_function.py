@@ -1,0 +1,128 @@
+"""wallet_charge_many(): a bulk charge's work under the wallets' locks, in one statement.
+
+Every batch crossing one of a batch's wallets waits for its locks, which are held from the moment they are
+taken to the commit. Sent as separate statements, that time included each round trip back to the server
+worker between them (the worker must be scheduled and take the GIL, on a busy machine a few milliseconds
+each). Here the locks, the money read, the decisions, the debits, the operations, their events and the
+company's credit are one call; run in autocommit it is its own transaction, so the locks are released by the
+same statement that took them. wallets.services.wallet_charge_many renders the events before calling it.
+
+The rules are the ledger's (wallets/sql.py): a wallet's money is its balance plus its pending credits (folded
+in here under the lock), its held amount the remaining amount of its pending unexpired holds, and the company
+is credited without waiting for its lock (credit_ctes: SKIP LOCKED, else a pending credit). Each statement of
+a VOLATILE function takes a new snapshot, so everything read after the locks sees the state they protect.
+"""
+
+from django.db import migrations
+
+FUNCTION = r"""
+CREATE FUNCTION wallet_charge_many(
+    p_target bigint, p_ids bigint[], p_sources bigint[], p_amounts numeric[], p_summaries text[], p_events jsonb
+) RETURNS TABLE (outcomes boolean[], balance numeric, held numeric)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+    item record;
+    decided boolean[] := array_fill(NULL::boolean, ARRAY[coalesce(array_length(p_ids, 1), 0)]);
+    total numeric := 0;
+    wallet bigint;
+    available numeric;
+    left_over numeric;
+    debited boolean := false;
+    debited_ids bigint[] := '{}';
+    debited_balances numeric[] := '{}';
+    credited numeric;
+BEGIN
+    -- Lock every charged wallet, in id order: two batches crossing the same wallets cannot deadlock.
+    PERFORM 1 FROM wallets_wallet WHERE id = ANY(p_sources) ORDER BY id FOR NO KEY UPDATE;
+    -- Fold their pending credits into their balances (no one else folds them while the locks are held).
+    WITH folded AS (DELETE FROM wallets_pendingcredit WHERE wallet_id = ANY(p_sources) RETURNING wallet_id, amount),
+         sums AS (SELECT wallet_id, SUM(amount) AS total FROM folded GROUP BY wallet_id)
+    UPDATE wallets_wallet w SET balance = w.balance + s.total FROM sums s WHERE w.id = s.wallet_id;
+    -- Each item in order, as if sent alone: later items of a wallet see the effect of earlier ones. A wallet
+    -- gone since the caller read it (deleted with its owner) leaves its items undecided (NULL): not found.
+    FOR item IN
+        SELECT v.ord, v.source, v.amount, w.balance,
+               COALESCE((SELECT SUM(h.amount - h.captured) FROM wallets_hold h WHERE h.wallet_id = w.id
+                            AND h.status = 'pending' AND h.expires_at > statement_timestamp()), 0) AS held
+          FROM unnest(p_sources, p_amounts) WITH ORDINALITY AS v(source, amount, ord)
+          LEFT JOIN wallets_wallet w ON w.id = v.source
+         ORDER BY v.source, v.ord
+    LOOP
+        IF item.source IS DISTINCT FROM wallet THEN
+            IF debited THEN
+                debited_ids := debited_ids || wallet;
+                debited_balances := debited_balances || left_over;
+            END IF;
+            wallet := item.source;
+            available := item.balance - item.held;
+            left_over := item.balance;
+            debited := false;
+        END IF;
+        IF available IS NOT NULL THEN
+            decided[item.ord] := available >= item.amount;
+            IF decided[item.ord] THEN
+                available := available - item.amount;
+                left_over := left_over - item.amount;
+                total := total + item.amount;
+                debited := true;
+            END IF;
+        END IF;
+    END LOOP;
+    IF debited THEN
+        debited_ids := debited_ids || wallet;
+        debited_balances := debited_balances || left_over;
+    END IF;
+    UPDATE wallets_wallet w SET balance = v.balance
+      FROM unnest(debited_ids, debited_balances) AS v(id, balance) WHERE w.id = v.id;
+    -- The operations and their events (rendered by the caller; the outcome and the date are added here).
+    WITH op AS (
+        INSERT INTO wallets_operation (id, kind, source_id, target_id, amount, summary, success)
+        SELECT v.id, 'charge', v.source, p_target, v.amount, v.summary, decided[v.ord]
+          FROM unnest(p_ids, p_sources, p_amounts, p_summaries) WITH ORDINALITY AS v(id, source, amount, summary, ord)
+         WHERE decided[v.ord] IS NOT NULL
+        RETURNING id, created_at, success
+    )
+    INSERT INTO events_event (public_id, owner_id, type, data)
+    SELECT e.public_id, e.owner_id, CASE WHEN op.success THEN 'charge.succeeded' ELSE 'charge.failed' END,
+           e.data || jsonb_build_object(
+               'success', op.success,
+               'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+      FROM jsonb_to_recordset(p_events) AS e(public_id text, owner_id bigint, data jsonb, op bigint)
+      JOIN op ON op.id = e.op;
+    -- The company's credit, without waiting: into its balance (with its pending credits) if its lock is
+    -- free, else as a pending credit for the next holder of the lock to fold.
+    IF total > 0 THEN
+        PERFORM 1 FROM wallets_wallet WHERE id = p_target FOR NO KEY UPDATE SKIP LOCKED;
+        IF FOUND THEN
+            WITH folded AS (DELETE FROM wallets_pendingcredit WHERE wallet_id = p_target RETURNING amount)
+            UPDATE wallets_wallet SET balance = balance + total + COALESCE((SELECT SUM(amount) FROM folded), 0)
+             WHERE id = p_target
+            RETURNING wallets_wallet.balance INTO credited;
+        ELSE
+            INSERT INTO wallets_pendingcredit (wallet_id, amount) VALUES (p_target, total);
+        END IF;
+    END IF;
+    SELECT COALESCE(credited, w.balance + COALESCE((SELECT SUM(p.amount) FROM wallets_pendingcredit p
+                                                     WHERE p.wallet_id = w.id), 0))
+      INTO credited FROM wallets_wallet w WHERE w.id = p_target;
+    -- Money a pending credit would take past the balance's maximum could never be folded: refuse the batch
+    -- (the wallet_balance_max constraint's bound; the caller answers it as BalanceOverflow).
+    IF credited > 999999999999999999.99 THEN
+        RAISE EXCEPTION 'the company''s balance would exceed its maximum' USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
+    RETURN QUERY
+    SELECT decided, credited,
+           COALESCE((SELECT SUM(h.amount - h.captured) FROM wallets_hold h WHERE h.wallet_id = w.id
+                        AND h.status = 'pending' AND h.expires_at > statement_timestamp()), 0)
+      FROM wallets_wallet w WHERE w.id = p_target;
+END
+$$;
+"""
+DROP = "DROP FUNCTION IF EXISTS wallet_charge_many(bigint, bigint[], bigint[], numeric[], text[], jsonb);"
+
+
+class Migration(migrations.Migration):
+    dependencies = [("wallets", "0008_operation_hold_partial_index")]
+
+    operations = [migrations.RunSQL(FUNCTION, DROP)]
