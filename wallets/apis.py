@@ -84,18 +84,26 @@ def money_movement_input(data) -> dict:
     Python outside the database (bench/INSTRUCTIONS.md); ``wallets/tests/test_apis_input.py`` checks the
     two agree.
     """
+    read = _read_directly(data)
+    if read is not None:
+        return read
+    serializer = MoneyMovementInputSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _read_directly(data) -> dict | None:
+    """``data`` as MoneyMovementInputSerializer validates it, when the serializer would take it as it is;
+    None for anything else (then only the serializer may answer, with its messages)."""
     if type(data) is dict:
         wallet, summary = data.get("wallet"), data.get("summary", "")
         if wallet and _plain_text(wallet) and (summary is None or _plain_text(summary)):
             try:
                 amount = _AMOUNT.to_internal_value(data.get("amount"))
             except serializers.ValidationError:
-                pass
-            else:
-                return {"wallet": wallet, "amount": amount, "summary": summary or ""}
-    serializer = MoneyMovementInputSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+                return None
+            return {"wallet": wallet, "amount": amount, "summary": summary or ""}
+    return None
 
 
 class WalletCreateApi(IdempotentApiMixin, APIView):
@@ -386,6 +394,21 @@ class BulkChargeInputSerializer(serializers.Serializer):
     )
 
 
+def bulk_charge_input(data) -> list[dict]:
+    """``BulkChargeInputSerializer``'s validated ``charges``: read directly (as money_movement_input reads one)
+    when the serializer would take every item as it is, else by the serializer, whose messages name each
+    refused item. The serializer's validation of 100 items was a third of a batch's Python."""
+    if type(data) is dict:
+        items = data.get("charges")
+        if type(items) is list and 1 <= len(items) <= BULK_MAX_CHARGES:
+            read = [_read_directly(item) for item in items]
+            if None not in read:
+                return read
+    serializer = BulkChargeInputSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["charges"]
+
+
 def outcome_body(outcome: services.ChargeOutcome) -> dict:
     body = {"status": outcome.status}
     if outcome.code is not None:
@@ -401,14 +424,10 @@ class WalletChargeManyApi(IdempotentApiMixin, APIView):
     permission_classes = (IsAuthenticated, IsCompany)
 
     def post(self, request):
-        serializer = BulkChargeInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        charges = bulk_charge_input(request.data)
         result = services.wallet_charge_many(
             merchant=request.user,
-            charges=[
-                services.ChargeRequest(item["wallet"], item["amount"], item["summary"])
-                for item in serializer.validated_data["charges"]
-            ],
+            charges=[services.ChargeRequest(item["wallet"], item["amount"], item["summary"]) for item in charges],
         )
         return Response(
             {**wallet_body(result.merchant_wallet), "results": [outcome_body(outcome) for outcome in result.outcomes]}

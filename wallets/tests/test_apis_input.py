@@ -1,4 +1,5 @@
-"""The charge's and deposit's input read without the serializer agrees with the serializer on every body."""
+"""The charge's, deposit's and bulk charge's input read without the serializer agrees with the serializer on every
+body."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
-from wallets.apis import MoneyMovementInputSerializer, money_movement_input
+from wallets.apis import (
+    BulkChargeInputSerializer,
+    MoneyMovementInputSerializer,
+    bulk_charge_input,
+    money_movement_input,
+)
 
 texts = st.one_of(
     st.text(max_size=300),
@@ -68,3 +74,34 @@ def test_the_usual_bodies():
         "amount": Decimal("3.00"),
         "summary": "",
     }
+
+
+def bulk_with_serializer(data):
+    serializer = BulkChargeInputSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["charges"]
+
+
+def bulk_outcome(read, data):
+    try:
+        return "ok", [dict(item) for item in read(data)]
+    except serializers.ValidationError as error:
+        return "refused", error.detail
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.fixed_dictionaries({"charges": st.lists(bodies, max_size=4)}, optional={"extra": values}),
+        st.fixed_dictionaries(
+            {
+                "charges": st.one_of(
+                    values, st.lists(st.just({"wallet": "w", "amount": 1}), min_size=1000, max_size=1001)
+                )
+            }
+        ),
+        values,
+    )
+)
+def test_the_bulk_direct_read_and_the_serializer_agree(data):
+    assert bulk_outcome(bulk_charge_input, data) == bulk_outcome(bulk_with_serializer, data)
