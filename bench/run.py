@@ -9,7 +9,9 @@ Steps (each printed as it happens):
 4. pgbench replays one charge's SQL (32 clients) spread over 50 merchants and into one merchant.
 5. wrk (installed with apt-get when missing) runs each HTTP scenario for BENCH_DURATION seconds after
    BENCH_WARMUP seconds of unrecorded warm-up; after each, money is checked in SQL.
-6. The run is written to bench/results/<date>-<commit>.json and bench/report.py rewrites
+6. replica_reads: info and history served by a throwaway primary alone, then with a streaming replica
+   made from it with pg_basebackup -R (both under var/bench/, removed at the end, also on failure).
+7. The run is written to bench/results/<date>-<commit>.json and bench/report.py rewrites
    bench/RESULTS.md and bench/RESULTS.png.
 
 Environment: BENCH_DURATION (s, default 30; 5 for a short development run), BENCH_WARMUP (s, default
