@@ -68,14 +68,19 @@ def test_the_core_flows_work_through_pgbouncer_in_transaction_mode(server):
     outcomes = Counter(status for status, _ in charges)
     assert outcomes == {200: 8, 402: 4}, outcomes  # 61.00 available: eight charges of 7.00
 
+    # A bulk charge: one statement (the function wallet_charge_many), its own transaction through PgBouncer.
+    items = [{"wallet": wallet, "amount": "3.00"}, {"wallet": wallet, "amount": "3.00"}]
+    status, bulk = request(base, "POST", "/wallet/charges", {"charges": items}, shop)
+    assert status == 200 and [item["status"] for item in bulk["results"]] == [200, 402], bulk
+
     status, info = request(base, "GET", f"/wallet/info/{wallet}", token=client)
-    assert status == 200 and info["balance"] == "5.00", info
+    assert status == 200 and info["balance"] == "2.00", info
     shop_info = request(base, "GET", f"/wallet/info/{shop_wallet}", token=shop)[1]
-    assert shop_info["balance"] == "60.00", shop_info  # 15 - 15 refunded + 4 captured + 8 x 7
+    assert shop_info["balance"] == "63.00", shop_info  # 15 - 15 refunded + 4 captured + 8 x 7 + 3
 
     # History pages: every operation once, newest first, through many short transactions.
     history = walk_history(base, wallet, client, limit=3)
-    assert len(history) == len({(item["type"], item["id"]) for item in history}) == 3 + 2 + 1 + 1 + 1 + 12 + 1
+    assert len(history) == len({(item["type"], item["id"]) for item in history}) == 3 + 2 + 1 + 1 + 1 + 12 + 2 + 1
     status, events = request(base, "GET", "/events", token=client)
     assert status == 200 and events
     # Logging out takes effect at once.
