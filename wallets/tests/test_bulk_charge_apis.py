@@ -216,3 +216,14 @@ def test_a_batch_that_would_overflow_the_company_balance_leaves_nothing_behind()
     assert (current_balance(customer), current_balance(shop)) == (Decimal("100.00"), MAX_BALANCE - Decimal("1.00"))
     assert not Operation.objects.exists() and not Event.objects.exists() and not PendingCredit.objects.exists()
     assert bulk(api, items[:1]).json()["results"] == [{"status": 200, "operation": Operation.objects.get().id}]
+
+
+@pytest.mark.django_db
+def test_a_batch_with_nothing_to_record_answers_each_item_and_writes_nothing(company_api, shop):
+    response = bulk(
+        company_api, [{"wallet": "no-such-wallet", "amount": "1.00"}, {"wallet": shop.token, "amount": "1"}]
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["results"] == [{"status": 404, "code": "not_found"}, {"status": 400, "code": "same_wallet"}]
+    assert response.json()["balance"] == "0.00"
+    assert not Operation.objects.exists() and not Event.objects.exists()
