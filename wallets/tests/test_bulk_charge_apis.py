@@ -211,11 +211,18 @@ def test_a_batch_that_would_overflow_the_company_balance_leaves_nothing_behind()
     assert "amount" in assert_problem(bulk(api, items), 400, "validation_error")["errors"]
     params = connection.get_connection_params()
     with psycopg.connect(**params) as other:  # another transaction holds the company's wallet
-        other.execute("SELECT 1 FROM wallets_wallet WHERE id = %s FOR UPDATE", [shop.pk])
+        other.execute("SELECT 1 FROM wallets_wallet WHERE id = %s FOR NO KEY UPDATE", [shop.pk])
         assert "amount" in assert_problem(bulk(api, items), 400, "validation_error")["errors"]
-    assert (current_balance(customer), current_balance(shop)) == (Decimal("100.00"), MAX_BALANCE - Decimal("1.00"))
-    assert not Operation.objects.exists() and not Event.objects.exists() and not PendingCredit.objects.exists()
-    assert bulk(api, items[:1]).json()["results"] == [{"status": 200, "operation": Operation.objects.get().id}]
+        assert not Operation.objects.exists() and not Event.objects.exists() and not PendingCredit.objects.exists()
+        # A batch that fits is credited without waiting for that lock: as a pending credit, counted in the answer.
+        body = bulk(api, [{"wallet": customer.token, "amount": "0.10"}]).json()
+        assert [result["status"] for result in body["results"]] == [200]
+        assert body["balance"] == str(MAX_BALANCE - Decimal("0.90"))
+        assert list(PendingCredit.objects.values_list("wallet_id", "amount")) == [(shop.pk, Decimal("0.10"))]
+    assert (current_balance(customer), current_balance(shop)) == (Decimal("99.90"), MAX_BALANCE - Decimal("0.90"))
+    assert (Operation.objects.count(), Event.objects.count()) == (1, 2)
+    assert [result["status"] for result in bulk(api, items[:1]).json()["results"]] == [200]  # folds the pending credit
+    assert not PendingCredit.objects.exists() and current_balance(shop) == MAX_BALANCE - Decimal("0.30")
 
 
 @pytest.mark.django_db
