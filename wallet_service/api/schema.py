@@ -34,13 +34,13 @@ from rest_framework.permissions import IsAuthenticated
 
 from wallet_service.api.pagination import PAGE_DEFAULT_LIMIT, PAGE_MAX_LIMIT
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
+from wallet_service.api.shapes import MONEY_PATTERN
 from wallet_service.logs import REQUEST_ID_RE
 from wallet_service.money import MAX_AMOUNT, MONEY_QUANTUM
 
 # A positive amount with at most two decimals, up to MAX_AMOUNT (1000000000.00), as the contract
 # writes it: digits, optionally a point and one or two digits, leading zeros allowed.
 AMOUNT_PATTERN = r"^(0*[1-9][0-9]{0,8}(\.[0-9]{1,2})?|0+\.(0[1-9]|[1-9][0-9]?)|0*1000000000(\.0{1,2})?)$"
-MONEY_PATTERN = r"^[0-9]+\.[0-9]{2}$"
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 URL_PATTERN = r"^(https?|ftps?)://[^\s/?#]+([/?#]\S*)?$"
 # DRF trims these fields before checking that they are not blank: a value must hold a non-space.
