@@ -144,13 +144,19 @@ def _field(key: _Key) -> serializers.Field:
 
 
 @cache
-def serializer_for(shape) -> type[serializers.Serializer]:
-    """The DRF serializer drf-spectacular documents ``shape`` with (component ``shape.__name__``).
+def serializer_for(shape, component: str | None = None) -> type[serializers.Serializer]:
+    """The DRF serializer drf-spectacular documents ``shape`` with, as the component ``component``
+    (default: the shape's name). For the documentation only: bodies are rendered by their own
+    functions, never through it."""
+    name = f"{component or shape.__name__}Serializer"  # drf-spectacular drops the suffix
+    fields = {key_name: _field(key) for key_name, key in keys_of(shape).items()}
+    serializer = type(name, (serializers.Serializer,), {"__module__": shape.__module__, "__qualname__": name, **fields})
+    DOCUMENTED[component or shape.__name__] = shape
+    return serializer
 
-    For the documentation only: bodies are rendered by their own functions, never through it."""
-    fields = {name: _field(key) for name, key in keys_of(shape).items()}
-    attributes = {"__module__": shape.__module__, "__qualname__": f"{shape.__name__}Serializer", **fields}
-    return type(f"{shape.__name__}Serializer", (serializers.Serializer,), attributes)
+
+# Every shape documented so far, by component name: what the tests check rendered bodies against.
+DOCUMENTED: dict[str, type] = {}
 
 
 def shape_errors(shape, body, path: str = "body") -> list[str]:
