@@ -1,19 +1,26 @@
 """Rendering cost of the hot response bodies, in microseconds per call: no database, no server.
 
-    .venv/bin/python bench/render.py            # the bodies as the service renders them
-    .venv/bin/python bench/render.py --compare  # and the ways of rendering that were tried instead
+    .venv/bin/python bench/render.py                 # the bodies as the service renders them
+    .venv/bin/python bench/render.py --compare       # and the ways of rendering that were tried instead
+    .venv/bin/python bench/render.py --instructions  # instructions per body, counted by callgrind
 
 The bodies are those of a charge and a deposit (``wallet_body`` and the charge's ``operation``), a
 hold, and a history page of 100 operation items, rendered from in-memory rows by the functions the
 views call (what ``docs/PERFORMANCE.md`` quotes). ``--compare`` also times a page rendered three
 other ways, from the same rows: the shape's ``TypedDict`` called as a constructor, a generic renderer
 looping over a field list, and the DRF serializer drf-spectacular documents (the old way, ~2 ms a page).
-Each number is the best of 7 timeit repeats; compare numbers of one run.
+Each number is the best of 7 timeit repeats; compare numbers of one run. ``--instructions`` counts
+CPU instructions per body instead (valgrind's callgrind, one process per body, collecting only inside
+``operator.call`` around the loop, as ``bench/instructions.py`` does; ``PYTHONHASHSEED=0``): steady
+on a busy machine, and comparable between two checkouts (copy this file into the other one).
 """
 
 from __future__ import annotations
 
+import operator
 import os
+import re
+import subprocess
 import sys
 import timeit
 from datetime import UTC, datetime, timedelta
@@ -95,25 +102,64 @@ def page(rows):
     return [operation_item(row, reader_id=READER) for row in rows]
 
 
-def main() -> None:
+def bodies() -> dict:
+    """Each hot body's render call, and how many calls to time."""
     rows = operation_rows()
     the_wallet = wallet()
-    results = {
-        "wallet body (info, deposit)": best_us(lambda: wallet_body(the_wallet), 20000),
-        "charge body": best_us(lambda: {**wallet_body(the_wallet), "operation": 1234}, 20000),
-        "hold body": best_us(lambda: hold_item(HOLD, reader_id=READER), 20000),
-        "history page, 100 items": best_us(lambda: page(rows), 200),
+    return {
+        "wallet body (info, deposit)": (lambda: wallet_body(the_wallet), 20000),
+        "charge body": (lambda: {**wallet_body(the_wallet), "operation": 1234}, 20000),
+        "hold body": (lambda: hold_item(HOLD, reader_id=READER), 20000),
+        "history page, 100 items": (lambda: page(rows), 200),
     }
+
+
+def main() -> None:
+    if "--count" in sys.argv:  # one body, under callgrind (see instructions())
+        label = sys.argv[sys.argv.index("--count") + 1]
+        render, number = {**bodies(), **(compare_bodies() if label.startswith("page:") else {})}[label]
+        calls = counted_calls(number)
+        for _ in range(20):  # warm-up, not collected
+            render()
+        operator.call(lambda: [render() for _ in range(calls)])
+        return
+    if "--instructions" in sys.argv:
+        labels = [*bodies(), *(compare_bodies() if "--compare" in sys.argv else {})]
+        for label in labels:
+            print(f"{label:<48} {instructions(label):>12,.0f} instructions")
+        return
+    results = {label: best_us(render, number) for label, (render, number) in bodies().items()}
     if "--compare" in sys.argv:
-        results.update(compare(rows))
+        results.update({label: best_us(render, number) for label, (render, number) in compare_bodies().items()})
     for label, value in results.items():
         print(f"{label:<48} {value:>10.1f} us")
 
 
-def compare(rows) -> dict[str, float]:
+def instructions(label: str) -> float:
+    """Instructions per call of one body's render, counted by callgrind in a process of its own."""
+    command = [
+        "valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=_operator_call",
+        "--callgrind-out-file=/dev/null", sys.executable, __file__, "--count", label,
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    collected = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode != 0 or collected is None:
+        raise SystemExit(run.stderr)
+    _, number = {**bodies(), **(compare_bodies() if label.startswith("page:") else {})}[label]
+    return int(collected.group(1)) / counted_calls(number)
+
+
+def counted_calls(timed: int) -> int:
+    """Calls counted under callgrind (about 50 times slower): a hundredth of those timed, at least 20."""
+    return max(timed // 100, 20)
+
+
+def compare_bodies() -> dict:
     """A history page rendered the ways that were weighed against plain dict literals."""
     from wallet_service.api.shapes import serializer_for
     from wallets.items import OperationOutput
+
+    rows = operation_rows()
 
     def typed_dict_page():
         # The same item, built by calling the TypedDict (dict(**kwargs)) instead of a literal.
@@ -137,9 +183,9 @@ def compare(rows) -> dict[str, float]:
     items = page(rows)
     drf = [{**item, "date": datetime.fromisoformat(item["date"]), "amount": Decimal(item["amount"])} for item in items]
     return {
-        "page: TypedDict constructor after the literal": best_us(typed_dict_page, 200),
-        "page: generic field-list renderer": best_us(generic_page, 200),
-        "page: DRF serializer (many=True)": best_us(lambda: serializer(drf, many=True).data, 20),
+        "page: TypedDict constructor after the literal": (typed_dict_page, 200),
+        "page: generic field-list renderer": (generic_page, 200),
+        "page: DRF serializer (many=True)": (lambda: serializer(drf, many=True).data, 20),
     }
 
 

@@ -4,7 +4,8 @@ The declarations document the API (drf-spectacular reads the serializers generat
 the bodies are dict literals built by each render function. These tests tie the two together on real
 bodies: a walk through every endpoint checks each 2xx body against the shape documented for that
 operation and status (no key the shape lacks, every required key, values of the declared types), and
-fails if a documented shape, or one of its keys, never appeared in the walk.
+fails if a documented shape, or one of its keys, never appeared in the walk. Problem documents, built
+by ``problem_body`` from the catalogue, are checked against their components on the way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from events.models import WebhookEndpoint
+from wallet_service.api.schema import problem_component_name
 from wallet_service.api.shapes import DOCUMENTED, Doc, Instant, Money, keys_of, serializer_for, shape_errors
 from wallets.items import HoldOutput, OperationOutput
 
@@ -134,6 +136,14 @@ class Walk:
             self.check(DOCUMENTED[component], item, f"{method.upper()} {template} {status}")
         return rendered
 
+    def problem(self, response, status: int, code: str):
+        """A problem document: the members of its component (wallet_service/api/schema.py), the required ones."""
+        assert response.status_code == status, response.content
+        component = self.schema["components"]["schemas"][problem_component_name(code)]
+        body = response.json()
+        assert set(body) <= set(component["properties"]) and set(component["required"]) <= set(body), body
+        return body
+
     def check(self, shape, body, label: str):
         assert shape_errors(shape, body) == [], label
         self.seen.setdefault(shape.__name__, set()).update(body)
@@ -174,7 +184,7 @@ def test_every_rendered_body_is_its_documented_shape(documented):
     walk.call(client, "get", "/wallet/list", limit="1")
     charge = walk.call(shop, "post", "/wallet/charge", {"wallet": wallet, "amount": "30.00"})["operation"]
     failed = shop.post("/wallet/charge", {"wallet": wallet, "amount": "500.00"}, format="json")
-    assert failed.status_code == 402  # a failed charge, in both histories
+    assert "operation" in walk.problem(failed, 402, "insufficient_funds")  # a failed charge, in both histories
     charges = [
         {"wallet": wallet, "amount": "1.00"},
         {"wallet": other, "amount": "1.00"},  # 402
@@ -184,7 +194,8 @@ def test_every_rendered_body_is_its_documented_shape(documented):
     walk.call(shop, "post", "/wallet/charges", {"charges": charges})
     hold = walk.call(shop, "post", "/wallet/hold", {"wallet": wallet, "amount": "20.00"}, status=201)["hold"]
     failed = shop.post("/wallet/hold", {"wallet": other, "amount": "5.00"}, format="json")
-    assert failed.status_code == 402  # a failed hold: an item with "hold": null
+    walk.problem(failed, 402, "insufficient_funds")  # a failed hold: an item with "hold": null
+    walk.problem(shop.post("/wallet/hold", {"wallet": other}, format="json"), 400, "validation_error")
     walk.call(shop, "get", f"/wallet/hold/{hold}")
     walk.call(shop, "post", f"/wallet/hold/{hold}/capture", {"amount": "5.00", "final": False})
     walk.call(shop, "post", f"/wallet/hold/{hold}/void", {})
