@@ -29,23 +29,24 @@ class WebhookInputSerializer(serializers.Serializer):
             raise serializers.ValidationError(str(refused)) from None
 
 
-WEBHOOK_ID = Doc("The endpoint's id (`DELETE /webhooks/{webhook_id}`).")
 WEBHOOK_CREATED = Doc("Events created after this are delivered to it.")
 
 
-class WebhookOutput(TypedDict):
-    id: Annotated[str, WEBHOOK_ID]
+class WebhookEndpointOutput(TypedDict):
+    """What both webhook bodies begin with (not documented alone)."""
+
+    id: Annotated[str, Doc("The endpoint's id (`DELETE /webhooks/{webhook_id}`).")]
     url: str
     events: list[EventType]
+
+
+class WebhookOutput(WebhookEndpointOutput):
     created: Annotated[Instant, WEBHOOK_CREATED]
     disabled: Annotated[bool, Doc("True once the endpoint was disabled for failing every attempt.")]
     disabled_at: Annotated[Instant | None, Doc("When it was disabled (null: it is not).")]
 
 
-class WebhookCreated(TypedDict):
-    id: Annotated[str, WEBHOOK_ID]
-    url: str
-    events: list[EventType]
+class WebhookCreated(WebhookEndpointOutput):
     secret: Annotated[
         str,
         Doc(
