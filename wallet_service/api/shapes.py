@@ -31,7 +31,17 @@ from typing import Annotated, Any, Literal, NotRequired, Union, get_args, get_or
 from rest_framework import serializers
 from typing_extensions import Doc
 
-__all__ = ["Doc", "Instant", "Money", "Pattern", "serializer_for", "shape_errors"]
+__all__ = [
+    "DOCUMENTED",
+    "MONEY_PATTERN",
+    "Doc",
+    "Instant",
+    "Money",
+    "Pattern",
+    "keys_of",
+    "serializer_for",
+    "shape_errors",
+]
 
 MONEY_PATTERN = r"^[0-9]+\.[0-9]{2}$"
 
