@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from phonenumber_field.serializerfields import PhoneNumberField
@@ -14,13 +16,15 @@ from accounts import services
 from accounts.models import User, normalize_email
 from accounts.throttling import AuthRateThrottle
 from wallet_service.api.fields import StrictCharField
+from wallet_service.api.shapes import Instant
+from wallets.items import format_date
 
 PASSWORD_MAX_LENGTH = 256  # hashing a megabyte-long password on every attempt is a denial of service
 
 
-class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField()
-    expiry = serializers.DateTimeField()
+class TokenOutput(TypedDict):
+    token: str
+    expiry: Instant
 
 
 class PersonInputSerializer(serializers.Serializer):
@@ -95,7 +99,8 @@ class PublicAuthApi(APIView):
 
 
 def token_response(issued: services.IssuedToken, status_code: int) -> Response:
-    return Response(TokenOutputSerializer(issued).data, status=status_code)
+    body: TokenOutput = {"token": issued.token, "expiry": format_date(issued.expiry)}
+    return Response(body, status=status_code)
 
 
 class ClientSignupApi(PublicAuthApi):

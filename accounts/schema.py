@@ -8,9 +8,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from accounts import apis
 from wallet_service.api.schema import document
+from wallet_service.api.shapes import serializer_for
 
 TAGS = ("accounts",)
-TOKEN_CREATED = OpenApiResponse(apis.TokenOutputSerializer, description="A new key and when it expires.")
+TOKEN = OpenApiResponse(serializer_for(apis.TokenOutput), description="A new key and when it expires.")
 # The README's accounts: a client (Ana) and a company (Shop, run by Luis), each with its own email and phone.
 PASSWORD = "s3cure-Passw0rd"
 CLIENT_EMAIL = "ana@example.com"
@@ -84,7 +85,7 @@ class ClientSignupSchema(OpenApiViewExtension):
             description=SIGNUP_DESCRIPTION,
             tags=TAGS,
             request=apis.ClientSignupInputSerializer,
-            responses={201: TOKEN_CREATED},
+            responses={201: TOKEN},
             examples=(CLIENT_SIGNUP,),
         )
 
@@ -99,7 +100,7 @@ class CompanySignupSchema(OpenApiViewExtension):
             description=SIGNUP_DESCRIPTION,
             tags=TAGS,
             request=apis.CompanySignupInputSerializer,
-            responses={201: TOKEN_CREATED},
+            responses={201: TOKEN},
             examples=(COMPANY_SIGNUP,),
         )
 
@@ -113,7 +114,9 @@ def login_schema(view, *, kind: str, email: str):
         "`invalid_credentials`.",
         tags=TAGS,
         request=apis.LoginInputSerializer,
-        responses={200: OpenApiResponse(apis.TokenOutputSerializer, description="A new key and when it expires.")},
+        responses={
+            200: OpenApiResponse(serializer_for(apis.TokenOutput), description="A new key and when it expires.")
+        },
         problems=("invalid_credentials",),
         examples=(OpenApiExample("Credentials", {"email": email, "password": PASSWORD}, request_only=True),),
     )

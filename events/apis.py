@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any, TypedDict
+
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events import selectors
+from events.models import EventType
 from wallet_service.api.pagination import PAGE_DEFAULT_LIMIT, next_link, parse_limit
+from wallet_service.api.shapes import Doc, Instant
 from wallets.items import format_date
 
 
@@ -19,7 +23,22 @@ class EventQuerySerializer(serializers.Serializer):
         return parse_limit(value)
 
 
-def event_body(event: selectors.EventRow) -> dict:
+class EventOutput(TypedDict):
+    """An event of the feed, and the body of its webhook deliveries."""
+
+    id: Annotated[str, Doc("The event's id: what `after` takes, and the webhook's `webhook-id`.")]
+    type: EventType
+    created: Instant
+    data: Annotated[
+        dict[str, Any],
+        Doc(
+            "The operation as a history item (as the caller's own history shows it: the other party's "
+            "token masked), or the hold body for `hold.*` events (the failed operation's item for `hold.failed`)."
+        ),
+    ]
+
+
+def event_body(event: selectors.EventRow) -> EventOutput:
     return {"id": event.public_id, "type": event.type, "created": format_date(event.created_at), "data": event.data}
 
 

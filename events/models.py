@@ -9,6 +9,7 @@ sees the operation (wallets.items: the other party's token masked).
 from __future__ import annotations
 
 import secrets
+from typing import Literal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -27,6 +28,7 @@ EVENT_TYPES = (
     "hold.expired",
     "refund.succeeded",
 )
+EventType = Literal[EVENT_TYPES]  # the enum of the response shapes that name event types
 
 
 def new_event_id() -> str:

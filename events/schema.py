@@ -24,16 +24,11 @@ from wallet_service.api.schema import (
     next_link_header,
     problem_responses,
 )
+from wallet_service.api.shapes import serializer_for
 
-
-class EventOutputSerializer(serializers.Serializer):
-    id = serializers.CharField(help_text="The event's id: what `after` takes, and the webhook's `webhook-id`.")
-    type = serializers.ChoiceField(choices=list(EVENT_TYPES))
-    created = serializers.DateTimeField()
-    data = serializers.DictField(
-        help_text="The operation as a history item (as the caller's own history shows it: the other party's "
-        "token masked), or the hold body for `hold.*` events (the failed operation's item for `hold.failed`)."
-    )
+EVENTS = serializer_for(apis.EventOutput)(many=True)
+WEBHOOKS = serializer_for(webhook_apis.WebhookOutput)(many=True)
+WEBHOOK_CREATED = serializer_for(webhook_apis.WebhookCreated)
 
 
 class EventListSchema(OpenApiViewExtension):
@@ -47,7 +42,9 @@ class EventListSchema(OpenApiViewExtension):
             "event always comes after every event already listed, so a consumer that keeps the last `id` it saw "
             "and asks for what comes `after` it misses nothing.",
             tags=("events",),
-            responses={200: OpenApiResponse(EventOutputSerializer(many=True), description="One page of events.")},
+            responses={
+                200: OpenApiResponse(serializer_for(apis.EventOutput)(many=True), description="One page of events.")
+            },
             problems=("validation_error",),
             parameters=(
                 OpenApiParameter(
@@ -87,26 +84,6 @@ class WebhookInputSerializer(serializers.Serializer):
     )
 
 
-class WebhookOutputSerializer(serializers.Serializer):
-    id = serializers.CharField(help_text="The endpoint's id (`DELETE /webhooks/{webhook_id}`).")
-    url = serializers.CharField()
-    events = serializers.ListField(child=serializers.ChoiceField(choices=list(EVENT_TYPES)))
-    created = serializers.DateTimeField(help_text="Events created after this are delivered to it.")
-    disabled = serializers.BooleanField(help_text="True once the endpoint was disabled for failing every attempt.")
-    disabled_at = serializers.DateTimeField(allow_null=True, help_text="When it was disabled (null: it is not).")
-
-
-class WebhookCreatedSerializer(serializers.Serializer):
-    id = serializers.CharField(help_text="The endpoint's id (`DELETE /webhooks/{webhook_id}`).")
-    url = serializers.CharField()
-    events = serializers.ListField(child=serializers.ChoiceField(choices=list(EVENT_TYPES)))
-    secret = serializers.CharField(
-        help_text="`whsec_<base64>`: the signing secret, shown in this response only. Verify each delivery's "
-        "signature with it (any Standard Webhooks library does)."
-    )
-    created = serializers.DateTimeField(help_text="Events created after this are delivered to it.")
-
-
 class WebhookListSchema(OpenApiViewExtension):
     target_class = webhook_apis.WebhookListApi
 
@@ -116,7 +93,11 @@ class WebhookListSchema(OpenApiViewExtension):
             summary="Your webhook endpoints",
             description="The caller's endpoints, oldest first, without their secrets.",
             tags=("webhooks",),
-            responses={200: OpenApiResponse(WebhookOutputSerializer(many=True), description="The endpoints.")},
+            responses={
+                200: OpenApiResponse(
+                    serializer_for(webhook_apis.WebhookOutput)(many=True), description="The endpoints."
+                )
+            },
             operation_id="webhooksList",
         )
         return extend_schema_view(
@@ -127,7 +108,9 @@ class WebhookListSchema(OpenApiViewExtension):
                 request=WebhookInputSerializer,
                 parameters=[REQUEST_ID, REQUEST_ID_ECHO],
                 responses={
-                    201: OpenApiResponse(WebhookCreatedSerializer, description="The endpoint, and its secret."),
+                    201: OpenApiResponse(
+                        serializer_for(webhook_apis.WebhookCreated), description="The endpoint, and its secret."
+                    ),
                     **problem_responses(
                         sorted(
                             {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, NotRequired, TypedDict
 
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
@@ -15,6 +16,7 @@ from idempotency.apis import IdempotentApiMixin
 from wallet_service.api.cursors import InvalidCursor, decode_cursor, encode_cursor
 from wallet_service.api.fields import AmountField, StrictCharField, format_money
 from wallet_service.api.pagination import PAGE_DEFAULT_LIMIT, next_link, parse_limit
+from wallet_service.api.shapes import Doc, Money
 from wallets import selectors, services
 from wallets.items import OperationRow, hold_item, operation_item
 from wallets.models import Wallet
@@ -26,7 +28,35 @@ HOLD_DEFAULT_EXPIRES_IN = 604800  # 7 days
 HOLD_MAX_EXPIRES_IN = 2592000  # 30 days
 
 
-def wallet_body(wallet: Wallet) -> dict:
+class WalletOutput(TypedDict):
+    wallet: Annotated[str, Doc("The wallet's token: URL-safe, unguessable, never changes.")]
+    balance: Annotated[Money, Doc('The wallet\'s money. Two decimals, e.g. "150.00".')]
+    held: Annotated[Money, Doc("The part of the balance reserved by pending holds.")]
+    available: Annotated[Money, Doc("`balance - held`: what a charge, a new hold or a refund can take.")]
+
+
+class ChargeOutput(WalletOutput):
+    operation: Annotated[int, Doc("The charge's `id` in the history: what a refund names.")]
+
+
+class RefundOutput(WalletOutput):
+    refund: Annotated[int, Doc("The refund's operation id.")]
+    operation: Annotated[int, Doc("The refunded operation's id.")]
+    amount: Money
+    refunded: Annotated[Money, Doc("Refunded of that operation so far, this refund included.")]
+
+
+class ChargeResult(TypedDict):
+    status: Annotated[Literal[200, 402, 404, 400], Doc("What the charge would have answered alone.")]
+    code: NotRequired[Annotated[Literal["insufficient_funds", "not_found", "same_wallet"], Doc("Absent for a 200.")]]
+    operation: NotRequired[Annotated[int, Doc("The recorded operation (a 200's charge, a 402's failed charge).")]]
+
+
+class BulkChargeOutput(WalletOutput):
+    results: Annotated[list[ChargeResult], Doc("Item i's outcome, in the request's order.")]
+
+
+def wallet_body(wallet: Wallet) -> WalletOutput:
     """A wallet as the API shows it; ``current_balance`` and ``held`` come from a selector or a service."""
     return {
         "wallet": wallet.token,
@@ -130,7 +160,8 @@ class WalletChargeApi(IdempotentApiMixin, APIView):
         operation = services.wallet_charge(
             merchant=request.user, wallet_token=data["wallet"], amount=data["amount"], summary=data["summary"]
         )
-        return Response({**wallet_body(operation.target), "operation": operation.id})
+        body: ChargeOutput = {**wallet_body(operation.target), "operation": operation.id}
+        return Response(body)
 
 
 class WalletInfoApi(APIView):
@@ -374,15 +405,14 @@ class WalletRefundApi(IdempotentApiMixin, APIView):
         result = services.wallet_refund(
             merchant=request.user, operation_id=data["operation"], amount=data.get("amount"), summary=data["summary"]
         )
-        return Response(
-            {
-                "refund": result.refund.id,
-                "operation": data["operation"],
-                "amount": format_money(result.refund.amount),
-                "refunded": format_money(result.refunded),
-                **wallet_body(result.merchant_wallet),
-            }
-        )
+        body: RefundOutput = {
+            "refund": result.refund.id,
+            "operation": data["operation"],
+            "amount": format_money(result.refund.amount),
+            "refunded": format_money(result.refunded),
+            **wallet_body(result.merchant_wallet),
+        }
+        return Response(body)
 
 
 BULK_MAX_CHARGES = 1000
@@ -409,8 +439,8 @@ def bulk_charge_input(data) -> list[dict]:
     return serializer.validated_data["charges"]
 
 
-def outcome_body(outcome: services.ChargeOutcome) -> dict:
-    body = {"status": outcome.status}
+def outcome_body(outcome: services.ChargeOutcome) -> ChargeResult:
+    body: ChargeResult = {"status": outcome.status}
     if outcome.code is not None:
         body["code"] = outcome.code
     if outcome.operation is not None:
@@ -429,6 +459,8 @@ class WalletChargeManyApi(IdempotentApiMixin, APIView):
             merchant=request.user,
             charges=[services.ChargeRequest(item["wallet"], item["amount"], item["summary"]) for item in charges],
         )
-        return Response(
-            {**wallet_body(result.merchant_wallet), "results": [outcome_body(outcome) for outcome in result.outcomes]}
-        )
+        body: BulkChargeOutput = {
+            **wallet_body(result.merchant_wallet),
+            "results": [outcome_body(outcome) for outcome in result.outcomes],
+        }
+        return Response(body)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Annotated, Literal, NamedTuple, NotRequired, TypedDict
 
 from wallet_service.api.fields import format_money
+from wallet_service.api.shapes import Doc, Instant, Money
 
 MASK = "…"
 # The side that holds the merchant's wallet, by operation kind: the company whose operation it is.
@@ -61,6 +62,53 @@ class HoldRow(NamedTuple):
     expired: bool  # by the database's clock: a pending hold past expires_at reads as expired
 
 
+TOKEN_SECRECY = (
+    " Shown in full only to its owner, or to the company whose operation it is; otherwise masked: `…` and its "
+    "last four characters (a wallet token is a credential)."
+)
+
+
+class Counterparty(TypedDict):
+    kind: Literal["company", "client"]
+    name: NotRequired[Annotated[str, Doc("The company's name; absent for a client.")]]
+
+
+class OperationOutput(TypedDict):
+    """A history item, an event's ``data`` for an operation: rendered by ``operation_item``."""
+
+    id: Annotated[int, Doc("What a refund names.")]
+    type: Literal["deposit", "charge", "hold", "capture", "refund"]
+    summary: str
+    source__token: Annotated[str | None, Doc("The charged wallet; null for a deposit." + TOKEN_SECRECY)]
+    target__token: Annotated[str, Doc("The wallet that received (or would have received) the money." + TOKEN_SECRECY)]
+    counterparty: Annotated[
+        Counterparty | None,
+        Doc("The other party of a charge (a company by name, a client by kind); null for a deposit."),
+    ]
+    amount: Annotated[Money, Doc("For a hold, the amount reserved: a hold item moves no money.")]
+    success: Annotated[bool, Doc("False for a charge or hold refused for insufficient funds.")]
+    hold: NotRequired[Annotated[str | None, Doc("Hold and capture items: the hold's id (null for a refused hold).")]]
+    refund_of: NotRequired[Annotated[int, Doc("Refund items: the refunded operation's id.")]]
+    date: Annotated[Instant, Doc("When the operation committed, UTC.")]
+
+
+class HoldOutput(TypedDict):
+    """The hold body, an event's ``data`` for a hold: rendered by ``hold_item``."""
+
+    hold: Annotated[str, Doc("The hold's id: opaque and URL-safe.")]
+    wallet: Annotated[str, Doc("The held wallet.")]
+    merchant_wallet: Annotated[str, Doc("The company's wallet, which captures receive.")]
+    amount: Money
+    captured: Money
+    remaining: Annotated[Money, Doc("What the hold still reserves: `amount - captured` while pending, else 0.00.")]
+    status: Literal["pending", "captured", "voided", "expired"]
+    summary: str
+    created: Instant
+    expires_at: Annotated[
+        Instant, Doc("From this instant a pending hold is expired: it reserves nothing and cannot be captured.")
+    ]
+
+
 def mask_token(token: str) -> str:
     return MASK + token[-4:]
 
@@ -69,7 +117,7 @@ def format_date(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def operation_item(row: OperationRow, *, reader_id: int) -> dict:
+def operation_item(row: OperationRow, *, reader_id: int) -> OperationOutput:
     """``row`` as the user ``reader_id`` may see it (one of the operation's two owners)."""
     side = MERCHANT_SIDE.get(row.kind)
     merchant_owner = getattr(row, f"{side}_owner_id") if side else None
@@ -80,7 +128,7 @@ def operation_item(row: OperationRow, *, reader_id: int) -> dict:
             return value
         return mask_token(value)
 
-    item = {
+    item: OperationOutput = {
         "id": row.id,
         "type": row.kind,
         "summary": row.summary,
@@ -104,7 +152,7 @@ def operation_item(row: OperationRow, *, reader_id: int) -> dict:
     return item
 
 
-def hold_item(row: HoldRow, *, reader_id: int) -> dict:
+def hold_item(row: HoldRow, *, reader_id: int) -> HoldOutput:
     """The hold body as ``reader_id`` may see it: the company that placed it sees both wallets (the
     held one is a token it sent); the held wallet's owner sees the company's wallet masked."""
     status = "expired" if row.status == "pending" and row.expired else row.status

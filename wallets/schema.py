@@ -4,65 +4,21 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
-from rest_framework import serializers
 
 from wallet_service.api.schema import (
     IDEMPOTENCY_KEY,
     IDEMPOTENCY_PROBLEMS,
     LIMIT,
-    MONEY_PATTERN,
     document,
     idempotent_replayed,
     next_link_header,
 )
+from wallet_service.api.shapes import serializer_for
 from wallets import apis
+from wallets.items import HoldOutput, OperationOutput
 
 TAGS = ("wallets",)
-
-
-class WalletOutputSerializer(serializers.Serializer):
-    wallet = serializers.CharField(help_text="The wallet's token: URL-safe, unguessable, never changes.")
-    balance = serializers.RegexField(MONEY_PATTERN, help_text='The wallet\'s money. Two decimals, e.g. "150.00".')
-    held = serializers.RegexField(MONEY_PATTERN, help_text="The part of the balance reserved by pending holds.")
-    available = serializers.RegexField(
-        MONEY_PATTERN, help_text="`balance - held`: what a charge, a new hold or a refund can take."
-    )
-
-
-class CounterpartySerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["company", "client"])
-    name = serializers.CharField(required=False, help_text="The company's name; absent for a client.")
-
-
-TOKEN_SECRECY = (
-    " Shown in full only to its owner, or to the company whose operation it is; otherwise masked: `…` and its "
-    "last four characters (a wallet token is a credential)."
-)
-
-
-class OperationOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="What a refund names.")
-    type = serializers.ChoiceField(choices=["deposit", "charge", "hold", "capture", "refund"])
-    summary = serializers.CharField(allow_blank=True)
-    source__token = serializers.CharField(
-        allow_null=True, help_text="The charged wallet; null for a deposit." + TOKEN_SECRECY
-    )
-    target__token = serializers.CharField(
-        help_text="The wallet that received (or would have received) the money." + TOKEN_SECRECY
-    )
-    counterparty = CounterpartySerializer(
-        allow_null=True,
-        help_text="The other party of a charge (a company by name, a client by kind); null for a deposit.",
-    )
-    amount = serializers.RegexField(
-        MONEY_PATTERN, help_text="For a hold, the amount reserved: a hold item moves no money."
-    )
-    success = serializers.BooleanField(help_text="False for a charge or hold refused for insufficient funds.")
-    hold = serializers.CharField(
-        required=False, allow_null=True, help_text="Hold and capture items: the hold's id (null for a refused hold)."
-    )
-    refund_of = serializers.IntegerField(required=False, help_text="Refund items: the refunded operation's id.")
-    date = serializers.DateTimeField(help_text="When the operation committed, UTC.")
+WALLET_OUTPUT = serializer_for(apis.WalletOutput)
 
 
 CURSOR = OpenApiParameter(
@@ -72,13 +28,9 @@ CURSOR = OpenApiParameter(
 )
 
 
-class ChargeOutputSerializer(WalletOutputSerializer):
-    operation = serializers.IntegerField(help_text="The charge's `id` in the history: what a refund names.")
-
-
 EMPTY_OBJECT = {"type": "object", "description": "`{}`: any JSON object; its members are ignored.", "example": {}}
 WALLET_TOKEN = OpenApiParameter("token", str, OpenApiParameter.PATH, description="A wallet token of the caller's.")
-WALLET = OpenApiResponse(WalletOutputSerializer, description="The wallet and its balance.")
+WALLET = OpenApiResponse(WALLET_OUTPUT, description="The wallet and its balance.")
 
 
 class WalletCreateSchema(OpenApiViewExtension):
@@ -92,7 +44,7 @@ class WalletCreateSchema(OpenApiViewExtension):
             "(0 = unlimited). The body is `{}` (or empty).",
             tags=TAGS,
             request={"application/json": EMPTY_OBJECT},
-            responses={201: OpenApiResponse(WalletOutputSerializer, description="The new wallet, balance 0.00.")},
+            responses={201: OpenApiResponse(WALLET_OUTPUT, description="The new wallet, balance 0.00.")},
             problems=("wallet_limit_reached", *IDEMPOTENCY_PROBLEMS),
             parameters=(IDEMPOTENCY_KEY, idempotent_replayed(201)),
         )
@@ -110,7 +62,7 @@ class WalletDepositSchema(OpenApiViewExtension):
             "over 999999999999999999.99 is 400 on `amount`.",
             tags=TAGS,
             request=apis.MoneyMovementInputSerializer,
-            responses={200: OpenApiResponse(WalletOutputSerializer, description="The wallet and its new balance.")},
+            responses={200: OpenApiResponse(WALLET_OUTPUT, description="The wallet and its new balance.")},
             problems=("not_found", *IDEMPOTENCY_PROBLEMS),
             examples=(
                 OpenApiExample(
@@ -138,7 +90,9 @@ class WalletChargeSchema(OpenApiViewExtension):
             tags=TAGS,
             request=apis.MoneyMovementInputSerializer,
             responses={
-                200: OpenApiResponse(ChargeOutputSerializer, description="The company's wallet and its new balance.")
+                200: OpenApiResponse(
+                    serializer_for(apis.ChargeOutput), description="The company's wallet and its new balance."
+                )
             },
             problems=(
                 "same_wallet",
@@ -184,7 +138,7 @@ class WalletListSchema(OpenApiViewExtension):
             summary="Your wallets, oldest first",
             description="Keyset-paginated: when more wallets exist, the `Link` header holds the next page's URL.",
             tags=TAGS,
-            responses={200: OpenApiResponse(WalletOutputSerializer(many=True), description="The caller's wallets.")},
+            responses={200: OpenApiResponse(WALLET_OUTPUT(many=True), description="The caller's wallets.")},
             problems=("validation_error",),
             parameters=(LIMIT, CURSOR, next_link_header(("limit",))),
         )
@@ -204,7 +158,7 @@ class WalletHistorySchema(OpenApiViewExtension):
             "page was read exactly once.",
             tags=TAGS,
             responses={
-                200: OpenApiResponse(OperationOutputSerializer(many=True), description="One page of operations.")
+                200: OpenApiResponse(serializer_for(OperationOutput)(many=True), description="One page of operations.")
             },
             problems=("validation_error", "not_found"),
             parameters=(
@@ -223,33 +177,7 @@ class WalletHistorySchema(OpenApiViewExtension):
         )
 
 
-class HoldOutputSerializer(serializers.Serializer):
-    hold = serializers.CharField(help_text="The hold's id: opaque and URL-safe.")
-    wallet = serializers.CharField(help_text="The held wallet.")
-    merchant_wallet = serializers.CharField(help_text="The company's wallet, which captures receive.")
-    amount = serializers.RegexField(MONEY_PATTERN)
-    captured = serializers.RegexField(MONEY_PATTERN)
-    remaining = serializers.RegexField(
-        MONEY_PATTERN, help_text="What the hold still reserves: `amount - captured` while pending, else 0.00."
-    )
-    status = serializers.ChoiceField(choices=["pending", "captured", "voided", "expired"])
-    summary = serializers.CharField(allow_blank=True)
-    created = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField(
-        help_text="From this instant a pending hold is expired: it reserves nothing and cannot be captured."
-    )
-
-
-class RefundOutputSerializer(WalletOutputSerializer):
-    refund = serializers.IntegerField(help_text="The refund's operation id.")
-    operation = serializers.IntegerField(help_text="The refunded operation's id.")
-    amount = serializers.RegexField(MONEY_PATTERN)
-    refunded = serializers.RegexField(
-        MONEY_PATTERN, help_text="Refunded of that operation so far, this refund included."
-    )
-
-
-HOLD = OpenApiResponse(HoldOutputSerializer, description="The hold.")
+HOLD = OpenApiResponse(serializer_for(HoldOutput), description="The hold.")
 HOLD_ID = OpenApiParameter("hold_id", str, OpenApiParameter.PATH, description="A hold placed by the caller.")
 COMPANY_PROBLEMS = ("permission_denied",)
 
@@ -355,7 +283,9 @@ class WalletRefundSchema(OpenApiViewExtension):
             tags=TAGS,
             request=apis.RefundInputSerializer,
             responses={
-                200: OpenApiResponse(RefundOutputSerializer, description="The refund and the company's wallet.")
+                200: OpenApiResponse(
+                    serializer_for(apis.RefundOutput), description="The refund and the company's wallet."
+                )
             },
             problems=("insufficient_funds", "not_found", *COMPANY_PROBLEMS, *IDEMPOTENCY_PROBLEMS),
             parameters=(IDEMPOTENCY_KEY, idempotent_replayed(200)),
@@ -367,22 +297,6 @@ class WalletRefundSchema(OpenApiViewExtension):
                 ),
             ),
         )
-
-
-class ChargeResultSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(
-        choices=[200, 402, 404, 400], help_text="What the charge would have answered alone."
-    )
-    code = serializers.ChoiceField(
-        choices=["insufficient_funds", "not_found", "same_wallet"], required=False, help_text="Absent for a 200."
-    )
-    operation = serializers.IntegerField(
-        required=False, help_text="The recorded operation (a 200's charge, a 402's failed charge)."
-    )
-
-
-class BulkChargeOutputSerializer(WalletOutputSerializer):
-    results = ChargeResultSerializer(many=True, help_text="Item i's outcome, in the request's order.")
 
 
 class WalletChargeManySchema(OpenApiViewExtension):
@@ -400,7 +314,9 @@ class WalletChargeManySchema(OpenApiViewExtension):
             tags=TAGS,
             request=apis.BulkChargeInputSerializer,
             responses={
-                200: OpenApiResponse(BulkChargeOutputSerializer, description="The company's wallet and each outcome.")
+                200: OpenApiResponse(
+                    serializer_for(apis.BulkChargeOutput), description="The company's wallet and each outcome."
+                )
             },
             problems=("permission_denied", "merchant_wallet_missing", *IDEMPOTENCY_PROBLEMS),
             parameters=(IDEMPOTENCY_KEY, idempotent_replayed(200)),

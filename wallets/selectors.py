@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -11,15 +10,15 @@ from django.db import connections
 
 from accounts.models import Company, User
 from wallet_service import db_routing
+from wallet_service.api.fields import PUBLIC_ID_RE
 from wallets import sql
 from wallets.errors import HoldNotFound, WalletNotFound
 from wallets.items import HoldRow, OperationRow
 from wallets.models import Wallet
 
-# Wallet tokens are URL-safe base64 (see models.new_wallet_token); nothing else can name a wallet.
-WALLET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# Hold ids likewise (models.new_hold_id); anything else (a NUL byte included) is not found.
-HOLD_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Wallet tokens and hold ids are URL-safe base64 (models.new_wallet_token, models.new_hold_id); anything
+# else (a NUL byte included) is not found.
+WALLET_TOKEN_RE = HOLD_ID_RE = PUBLIC_ID_RE
 
 
 def check_hold_id(hold_id: str) -> None:

@@ -127,6 +127,15 @@ def test_delete_removes_only_ones_own_endpoint(client_api, slash):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("webhook_id", ["%00", "wh_%00", "a%00b", "wh_" + "x" * 70, "wh_%C3%A9"])
+def test_delete_of_what_cannot_be_a_webhook_id_is_not_found(client_api, webhook_id):
+    """Not a 500: PostgreSQL refuses a NUL byte in text, so the id is checked before any statement."""
+    mine = create(client_api, {"url": PUBLIC})
+    assert_problem(client_api.delete(f"/webhooks/{webhook_id}"), 404, "not_found")
+    assert [item["id"] for item in client_api.get("/webhooks").json()] == [mine["id"]]
+
+
+@pytest.mark.django_db
 def test_webhooks_require_authentication(api_client):
     assert_problem(api_client.get("/webhooks"), 401, "not_authenticated")
     assert_problem(api_client.post("/webhooks", {"url": PUBLIC}, format="json"), 401, "not_authenticated")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated, TypedDict
+
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events.models import EVENT_TYPES, WebhookEndpoint
+from events.models import EVENT_TYPES, EventType, WebhookEndpoint
 from events.webhooks import services
 from events.webhooks.addresses import MAX_URL_LENGTH, RefusedURL, check_url
 from wallet_service.api.fields import StrictCharField
+from wallet_service.api.shapes import Doc, Instant
 from wallets.items import format_date
 
 
@@ -26,7 +29,35 @@ class WebhookInputSerializer(serializers.Serializer):
             raise serializers.ValidationError(str(refused)) from None
 
 
-def webhook_body(endpoint: WebhookEndpoint) -> dict:
+WEBHOOK_CREATED = Doc("Events created after this are delivered to it.")
+
+
+class WebhookEndpointOutput(TypedDict):
+    """What both webhook bodies begin with (not documented alone)."""
+
+    id: Annotated[str, Doc("The endpoint's id (`DELETE /webhooks/{webhook_id}`).")]
+    url: str
+    events: list[EventType]
+
+
+class WebhookOutput(WebhookEndpointOutput):
+    created: Annotated[Instant, WEBHOOK_CREATED]
+    disabled: Annotated[bool, Doc("True once the endpoint was disabled for failing every attempt.")]
+    disabled_at: Annotated[Instant | None, Doc("When it was disabled (null: it is not).")]
+
+
+class WebhookCreated(WebhookEndpointOutput):
+    secret: Annotated[
+        str,
+        Doc(
+            "`whsec_<base64>`: the signing secret, shown in this response only. Verify each delivery's "
+            "signature with it (any Standard Webhooks library does)."
+        ),
+    ]
+    created: Annotated[Instant, WEBHOOK_CREATED]
+
+
+def webhook_body(endpoint: WebhookEndpoint) -> WebhookOutput:
     return {
         "id": endpoint.public_id,
         "url": endpoint.url,
@@ -49,7 +80,13 @@ class WebhookListApi(APIView):
         data = serializer.validated_data
         endpoint, secret = services.webhook_create(owner=request.user, url=data["url"], event_types=data.get("events"))
         body = webhook_body(endpoint)
-        created = {key: body[key] for key in ("id", "url", "events")} | {"secret": secret, "created": body["created"]}
+        created: WebhookCreated = {
+            "id": body["id"],
+            "url": body["url"],
+            "events": body["events"],
+            "secret": secret,
+            "created": body["created"],
+        }
         return Response(created, status=201)
 
 

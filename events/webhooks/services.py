@@ -11,6 +11,7 @@ from accounts.models import User
 from events.models import EVENT_TYPES, MAX_WEBHOOKS_PER_USER, WebhookEndpoint
 from events.webhooks.secrets import encrypt_secret, new_secret
 from wallet_service.api.errors import NotFound, ServiceError
+from wallet_service.api.fields import PUBLIC_ID_RE
 
 
 class WebhookLimitReached(ServiceError):
@@ -57,6 +58,8 @@ def webhook_list(*, owner: User) -> list[WebhookEndpoint]:
 
 def webhook_delete(*, owner: User, public_id: str) -> None:
     """Remove ``owner``'s endpoint and its pending deliveries; another user's is not found."""
+    if not PUBLIC_ID_RE.fullmatch(public_id):
+        raise WebhookNotFound()
     deleted, _ = WebhookEndpoint.objects.filter(owner=owner, public_id=public_id).delete()
     if not deleted:
         raise WebhookNotFound()

@@ -10,6 +10,10 @@ from rest_framework import serializers
 from wallet_service.money import MAX_AMOUNT, MONEY_QUANTUM
 
 AMOUNT_STRING_RE = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+# What a public id in a path can be: wallet tokens, hold, event and webhook ids are all URL-safe base64
+# (with a prefix such as "wh_"). Anything else (a NUL byte included) names nothing: checked before
+# it reaches the database, which refuses NUL in text with an error.
+PUBLIC_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class StrictCharField(serializers.CharField):

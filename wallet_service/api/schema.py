@@ -28,19 +28,20 @@ from drf_spectacular.extensions import (
     OpenApiViewExtension,
 )
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 
 from wallet_service.api.pagination import PAGE_DEFAULT_LIMIT, PAGE_MAX_LIMIT
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
+from wallet_service.api.shapes import MONEY_PATTERN, serializer_for
+from wallet_service.api.views import ProblemTypeOutput, Status
 from wallet_service.logs import REQUEST_ID_RE
 from wallet_service.money import MAX_AMOUNT, MONEY_QUANTUM
 
 # A positive amount with at most two decimals, up to MAX_AMOUNT (1000000000.00), as the contract
 # writes it: digits, optionally a point and one or two digits, leading zeros allowed.
 AMOUNT_PATTERN = r"^(0*[1-9][0-9]{0,8}(\.[0-9]{1,2})?|0+\.(0[1-9]|[1-9][0-9]?)|0*1000000000(\.0{1,2})?)$"
-MONEY_PATTERN = r"^[0-9]+\.[0-9]{2}$"
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 URL_PATTERN = r"^(https?|ftps?)://[^\s/?#]+([/?#]\S*)?$"
 # DRF trims these fields before checking that they are not blank: a value must hold a non-space.
@@ -383,7 +384,7 @@ class StatusSchema(OpenApiViewExtension):
     target_class = "wallet_service.api.views.StatusApi"
 
     def view_replacement(self):
-        status_ok = inline_serializer("Status", {"status": serializers.ChoiceField(choices=["ok"])})
+        status_ok = serializer_for(Status)
         return document(
             self.target_class,
             summary="Health check",
@@ -397,16 +398,7 @@ class ProblemTypeSchema(OpenApiViewExtension):
     target_class = "wallet_service.api.views.ProblemTypeApi"
 
     def view_replacement(self):
-        problem_type = inline_serializer(
-            "ProblemType",
-            {
-                "type": serializers.CharField(),
-                "code": serializers.CharField(),
-                "status": serializers.IntegerField(),
-                "title": serializers.CharField(),
-                "description": serializers.CharField(),
-            },
-        )
+        problem_type = serializer_for(ProblemTypeOutput, "ProblemType")
         return document(
             self.target_class,
             summary="Describe a problem type",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Literal, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, TooManyFieldsSent
@@ -17,6 +18,20 @@ from wallet_service.api.exceptions import describe_errors
 from wallet_service.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, problem_body, problem_response
 
 logger = logging.getLogger(__name__)
+
+
+class Status(TypedDict):
+    status: Literal["ok"]
+
+
+class ProblemTypeOutput(TypedDict):
+    """The documentation of a problem type (the catalogue's entry: ``wallet_service.api.problems``)."""
+
+    type: str
+    code: str
+    status: int
+    title: str
+    description: str
 
 
 class StatusApi(APIView):
@@ -33,7 +48,8 @@ class StatusApi(APIView):
         except Exception as error:  # any failure to reach the database means "not ready"
             logger.warning("status check failed: %s", error)
             return problem_response("service_unavailable", "The database cannot be reached.")
-        return Response({"status": "ok"})
+        body: Status = {"status": "ok"}
+        return Response(body)
 
 
 class ProblemTypeApi(APIView):
@@ -46,15 +62,14 @@ class ProblemTypeApi(APIView):
         problem = PROBLEM_TYPES.get(code)
         if problem is None:
             return problem_response("not_found", f"There is no problem type {code!r}.")
-        return Response(
-            {
-                "type": problem.type_uri,
-                "code": problem.code,
-                "status": problem.status,
-                "title": problem.title,
-                "description": problem.description,
-            }
-        )
+        body: ProblemTypeOutput = {
+            "type": problem.type_uri,
+            "code": problem.code,
+            "status": problem.status,
+            "title": problem.title,
+            "description": problem.description,
+        }
+        return Response(body)
 
 
 def _problem_http_response(code: str, detail: str, errors: dict[str, list[str]] | None = None) -> HttpResponse:
