@@ -179,8 +179,9 @@ def replica_lines(replica: dict | None) -> list[str]:
         "",
         "## Reads with a streaming replica (`replica_reads`)",
         "",
-        f"A throwaway primary (PostgreSQL {replica.get('postgresql', '?')}) and a replica made from it with "
-        "`pg_basebackup -R` (the shared PostgreSQL takes no "
+        "A throwaway primary"
+        + (f" (PostgreSQL {replica['postgresql']})" if "postgresql" in replica else "")
+        + " and a replica made from it with `pg_basebackup -R` (the shared PostgreSQL takes no "
         "replication connections), the service served by `make run` on the primary alone, then again with "
         "`WALLET_SERVICE_READ_REPLICA_URLS`; the same wrk scenarios. CPU per request from /proc: each cluster's "
         "postmaster and children, the server's process tree. On two shared cores the replica competes with the "
