@@ -45,8 +45,7 @@ MIDDLEWARE = [
     "wallet_service.api.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # django-cors-headers', only for requests with an Origin (and preflights).
-    "wallet_service.api.middleware.CorsMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "wallet_service.api.middleware.DefaultJSONContentTypeMiddleware",
     # Sessions, CSRF, the session's user and messages, for /admin/ only: the API uses none of them.
     "wallet_service.api.middleware.AdminOnlyMiddleware",

@@ -7,10 +7,8 @@ import re
 import time
 from time import perf_counter
 
-from corsheaders import middleware as corsheaders
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import request_finished
-from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 from django_prometheus import middleware as prometheus
 
@@ -35,24 +33,6 @@ class DefaultJSONContentTypeMiddleware:
         if not meta.get("CONTENT_TYPE") and meta.get("CONTENT_LENGTH", "0") not in ("", "0"):
             meta["CONTENT_TYPE"] = "application/json"
         return self.get_response(request)
-
-
-class CorsMiddleware(corsheaders.CorsMiddleware):
-    """django-cors-headers' middleware, entered only for a request that may be cross-origin.
-
-    A browser sends ``Origin`` with every cross-origin request and every preflight; for a request
-    without it (server-to-server calls: most of the traffic) and not an ``OPTIONS``, all the library
-    does is add ``origin`` to ``Vary`` (after building ``request.headers`` from every header and
-    matching ``CORS_URLS_REGEX``); that is done here directly.
-    """
-
-    def __call__(self, request):
-        if "HTTP_ORIGIN" in request.META or request.method == "OPTIONS" or self.async_mode:
-            return super().__call__(request)
-        response = self.get_response(request)
-        if self.is_enabled(request):
-            patch_vary_headers(response, ("origin",))
-        return response
 
 
 class AdminOnlyMiddleware:

@@ -181,37 +181,3 @@ def test_parse_errors_say_what_is_wrong_in_plain_words(client_api, raw_body, det
     body = assert_problem(response, 400, "validation_error")
     assert body["detail"] == detail
     assert body["errors"] == {"body": [detail]}
-
-
-@pytest.mark.parametrize(
-    "request_kwargs",
-    [
-        {},  # no Origin: server to server
-        {"HTTP_ORIGIN": "http://localhost:8000"},
-        {"HTTP_ORIGIN": "https://evil.example.com"},
-        {"REQUEST_METHOD": "OPTIONS", "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "POST"},  # a preflight, no Origin
-        {
-            "REQUEST_METHOD": "OPTIONS",
-            "HTTP_ORIGIN": "http://localhost:8000",
-            "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "POST",
-        },
-    ],
-)
-@pytest.mark.parametrize("vary", [None, "Accept"])
-def test_the_cors_middleware_answers_as_django_cors_headers_does(request_kwargs, vary):
-    from corsheaders.middleware import CorsMiddleware as LibraryCorsMiddleware
-    from django.http import HttpResponse
-    from django.test import RequestFactory
-
-    from wallet_service.api.middleware import CorsMiddleware
-
-    def view(request):
-        return HttpResponse("{}", headers={"Vary": vary} if vary else {})
-
-    def answer(middleware_class):
-        request = RequestFactory().generic(request_kwargs.get("REQUEST_METHOD", "GET"), "/wallet/list")
-        request.META.update(request_kwargs)
-        response = middleware_class(view)(request)
-        return response.status_code, dict(response.headers), response.content
-
-    assert answer(CorsMiddleware) == answer(LibraryCorsMiddleware)
