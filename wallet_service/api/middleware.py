@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from time import perf_counter
 
 from django.core.handlers.exception import convert_exception_to_response
@@ -105,12 +104,12 @@ class RequestLogMiddleware:
         # Kept until the response is closed (request_finished), not only until this returns: Django
         # logs 4xx and 5xx responses (logger django.request) after the middleware chain.
         logs.set_request_id(request_id)
-        started = time.perf_counter()
+        started = perf_counter()
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         if not response.has_header("Cache-Control"):
             response["Cache-Control"] = "no-store"
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        duration_ms = round((perf_counter() - started) * 1000, 3)
         status = response.status_code
         if status >= 500:
             level = logging.ERROR
