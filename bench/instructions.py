@@ -2,6 +2,7 @@
 
     make bench-instructions                  # charge, deposit, info: 200 requests each
     INSTRUCTIONS_REQUESTS=50 make bench-instructions
+    INSTRUCTIONS_SCENARIOS=info make bench-instructions
 
 What it measures: the work a server worker does for one request once granian has read it — the ASGI
 shim's environ (``a2wsgi.build_environ``, as ``wallet_service/asgi.py`` does) and ``Application.run``:
@@ -43,7 +44,9 @@ VAR = ROOT / "var" / "instructions"
 DATA = VAR / "data.json"
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/wallet_service_instructions"
 WARMUP = 20
-SCENARIOS = ("charge", "deposit", "info")
+SCENARIOS = tuple(os.environ.get("INSTRUCTIONS_SCENARIOS", "charge deposit info").split())
+if not SCENARIOS or set(SCENARIOS) - {"charge", "deposit", "info"}:
+    sys.exit("INSTRUCTIONS_SCENARIOS: one or more of charge, deposit, info")
 COMPANIES, CLIENTS, WALLETS_PER_CLIENT = 10, 2, 10
 PASSWORD = "instructions-Passw0rd"
 
@@ -175,8 +178,12 @@ def measure(count: int) -> None:
         operator.call(serve, batch)  # collected by callgrind, then dumped
 
 
-def profile(scenario: str, count: int) -> None:
-    """Where the Python time of ``scenario`` goes (cProfile, after a warm-up), on the data of the last set-up."""
+def profile(scenario: str, count: int, *, by_component: bool = False) -> None:
+    """Where the Python time of ``scenario`` goes (cProfile, after a warm-up), on the data of the last set-up.
+
+    ``by_component``: each function's own time added up by the component its file belongs to (``COMPONENTS``),
+    a C built-in's counted where it was called from.
+    """
     import cProfile
     import pstats
 
@@ -196,9 +203,51 @@ def profile(scenario: str, count: int) -> None:
     for request_scope, body, _ in batch:
         application.run(build_environ(request_scope, io.BytesIO(body)))
     profiler.disable()
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats(os.environ.get("INSTRUCTIONS_SORT", "cumulative")).print_stats(
-        60
-    )
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    if not by_component:
+        stats.sort_stats(os.environ.get("INSTRUCTIONS_SORT", "cumulative")).print_stats(60)
+        return
+    own: dict[str, float] = {}
+    for (path, _, _), (_, _, total, _, callers) in stats.stats.items():
+        if path != "~":
+            own[component(path)] = own.get(component(path), 0.0) + total
+            continue
+        edges = sum(edge[2] for edge in callers.values()) or 1.0
+        for (caller, _, _), edge in callers.items():  # a built-in's time, shared out among its callers
+            own[component(caller)] = own.get(component(caller), 0.0) + total * edge[2] / edges
+    whole = sum(own.values())
+    print(f"{scenario}: {whole / count * 1000:.3f} ms of CPU per request under cProfile; own time by component:")
+    for name, seconds in sorted(own.items(), key=lambda item: -item[1]):
+        print(f"  {name:42} {seconds / whole:6.1%}")
+
+
+# (component, what a file's path contains), first match wins; anything else is "other".
+COMPONENTS = (
+    ("psycopg (statements, rows)", "/psycopg/"),
+    ("Django: database layer (cursor, ORM, signals)", "/django/db/"),
+    ("Django: URL resolution", "/django/urls/"),
+    ("Django: request, response, handler, middleware", "/django/"),
+    ("DRF: dispatch, request, response, rendering", "/rest_framework/"),
+    ("knox (token digest)", "/knox/"),
+    ("Prometheus (prometheus_client, django_prometheus)", "prometheus"),
+    ("request log line (logging, python-json-logger)", "/logging/"),
+    ("request log line (logging, python-json-logger)", "/pythonjsonlogger/"),
+    ("request log line (logging, python-json-logger)", "/wallet_service/logs.py"),
+    ("CORS, WhiteNoise", "/corsheaders/"),
+    ("CORS, WhiteNoise", "/whitenoise/"),
+    ("ASGI shim (a2wsgi environ, wallet_service/asgi.py)", "/a2wsgi/"),
+    ("ASGI shim (a2wsgi environ, wallet_service/asgi.py)", "/wallet_service/asgi.py"),
+    ("Django's thread-local connections (asgiref)", "/asgiref/"),
+    ("service: middleware, authentication, database wrapper", "/wallet_service/"),
+    ("service: the endpoint (wallets, accounts, idempotency, events)", "/wallets/"),
+    ("service: the endpoint (wallets, accounts, idempotency, events)", "/accounts/"),
+    ("service: the endpoint (wallets, accounts, idempotency, events)", "/idempotency/"),
+    ("service: the endpoint (wallets, accounts, idempotency, events)", "/events/"),
+)
+
+
+def component(path: str) -> str:
+    return next((name for name, part in COMPONENTS if part in path), "other (standard library: json, uuid, re...)")
 
 
 def main() -> None:
@@ -209,6 +258,8 @@ def main() -> None:
         return measure(count)
     if sys.argv[1:2] == ["--profile"]:
         return profile(sys.argv[2], count)
+    if sys.argv[1:2] == ["--components"]:
+        return profile(sys.argv[2], count, by_component=True)
     subprocess.run([sys.executable, __file__, "--setup"], check=True)
     for old in glob.glob(str(VAR / "callgrind.out*")):
         os.remove(old)

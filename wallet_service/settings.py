@@ -40,8 +40,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: the request latency metric and the request log cover every other middleware.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Outermost: the request metrics (latency included) and the request log cover every other middleware.
+    "wallet_service.api.middleware.RequestMetricsMiddleware",
     "wallet_service.api.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -53,8 +53,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # With read replicas: after an API write request, the user's WAL position (wallet_service/db_routing.py).
     "wallet_service.db_routing.WritePositionMiddleware",
-    # django_prometheus's PrometheusAfterMiddleware, its label lookups cached.
-    "wallet_service.api.middleware.PrometheusAfterMiddleware",
 ]
 # In this order, inside AdminOnlyMiddleware (wallet_service/api/middleware.py).
 WALLET_SERVICE_ADMIN_MIDDLEWARE = [

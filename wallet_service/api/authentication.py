@@ -63,17 +63,31 @@ def _lookup_sql() -> tuple[str, list, list]:
     return sql, token_fields, user_fields
 
 
+@cache
+def _models() -> tuple:
+    """The token and user models and their concrete fields' attribute names, in ``_lookup_sql``'s column order."""
+    _, token_fields, user_fields = _lookup_sql()
+    return (
+        get_token_model(),
+        [field.attname for field in token_fields],
+        get_user_model(),
+        [field.attname for field in user_fields],
+    )
+
+
 def _tokens_with_prefix(prefix: str) -> list:
     """The knox ``AuthToken`` rows whose key starts with ``prefix``, each with its ``user`` loaded."""
-    sql, token_fields, user_fields = _lookup_sql()
+    sql = _lookup_sql()[0]
+    token_model, token_names, user_model, user_names = _models()
     with connection.cursor() as cursor:
         cursor.execute(sql, [prefix])
         rows = cursor.fetchall()
+        alias = cursor.db.alias  # (each use of django.db.connection is a lookup in a thread-local)
     tokens = []
+    split, end = len(token_names), len(token_names) + len(user_names)
     for values in rows:  # psycopg returns the Python types the ORM would (no converters on PostgreSQL)
-        split, end = len(token_fields), len(token_fields) + len(user_fields)
-        token = get_token_model().from_db(connection.alias, [f.attname for f in token_fields], values[:split])
-        token.user = get_user_model().from_db(connection.alias, [f.attname for f in user_fields], values[split:end])
+        token = token_model.from_db(alias, token_names, values[:split])
+        token.user = user_model.from_db(alias, user_names, values[split:end])
         if len(values) > end:
             token.user_write_lsn = int(values[end])
             db_routing.note_primary_lsn(int(values[end + 1]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-import time
+from time import perf_counter
 
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import request_finished
@@ -104,12 +104,12 @@ class RequestLogMiddleware:
         # Kept until the response is closed (request_finished), not only until this returns: Django
         # logs 4xx and 5xx responses (logger django.request) after the middleware chain.
         logs.set_request_id(request_id)
-        started = time.perf_counter()
+        started = perf_counter()
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         if not response.has_header("Cache-Control"):
             response["Cache-Control"] = "no-store"
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        duration_ms = round((perf_counter() - started) * 1000, 3)
         status = response.status_code
         if status >= 500:
             level = logging.ERROR
@@ -129,27 +129,66 @@ class RequestLogMiddleware:
         return response
 
 
-class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
-    """django_prometheus's, with each metric's child for a set of label values looked up once.
+class RequestMetrics(prometheus.Metrics):
+    """django_prometheus's request metrics, only those docs/OPERATIONS.md documents (same names, labels, buckets).
 
-    Its ``label_metric`` calls ``metric.labels(...)`` about eight times per request, each a check of
-    the label names, a tuple of ``str()`` values and a lock; the children are the same every time
-    for the same values, so they are kept here (as many as the metric keeps itself: one per set of
-    values) and the samples written are unchanged.
+    django_prometheus's two middlewares write sixteen samples per request to the multiprocess files,
+    twelve of them for metrics no dashboard or alert reads (requests before middlewares, by transport,
+    by view and transport, body sizes, by status alone, by charset...). These are the four kept.
     """
 
+    KEPT = frozenset(
+        {
+            "django_http_requests_total_by_method",
+            "django_http_responses_total_by_status_view_method",
+            "django_http_requests_latency_seconds_by_view_method",
+            "django_http_exceptions_total_by_type",
+        }
+    )
+
+    def register_metric(self, metric_cls, name, documentation, labelnames=(), **kwargs):
+        if name not in self.KEPT:
+            return None
+        return super().register_metric(metric_cls, name, documentation, labelnames=labelnames, **kwargs)
+
+
+class RequestMetricsMiddleware:
+    """Counts each request by method, its response by status, view and method, its latency by view and
+    method (every middleware included: this one is outermost), and the exceptions views raise by type.
+
+    Each metric's child for a set of label values is looked up once (``labels()`` is a check of the
+    names, a tuple of ``str()`` values and a lock). A method outside HTTP's is labelled
+    ``<invalid method>``, a request no view answered ``<unnamed view>``, as django_prometheus does.
+    """
+
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"})
+
     def __init__(self, get_response):
-        super().__init__(get_response)
+        self.get_response = get_response
+        self.metrics = RequestMetrics.get_instance()
         self.children = {}
 
-    def label_metric(self, metric, request, response=None, **labels):
-        if not labels:
-            return metric
-        key = (metric, *labels.items())
-        child = self.children.get(key)
-        if child is None:
-            child = self.children[key] = metric.labels(**labels)
-        return child
+    def child(self, metric, *values):
+        key = (metric, values)
+        found = self.children.get(key)
+        if found is None:
+            found = self.children[key] = metric.labels(*values)
+        return found
+
+    def __call__(self, request):
+        started = perf_counter()
+        metrics = self.metrics
+        method = request.method if request.method in self.METHODS else "<invalid method>"
+        self.child(metrics.requests_by_method, method).inc()
+        response = self.get_response(request)
+        match = request.resolver_match
+        view = (match.view_name if match is not None else None) or "<unnamed view>"
+        self.child(metrics.responses_by_status_view_method, str(response.status_code), view, method).inc()
+        self.child(metrics.requests_latency_by_view_method, view, method).observe(perf_counter() - started)
+        return response
+
+    def process_exception(self, request, exception):
+        self.child(self.metrics.exceptions_by_type, type(exception).__name__).inc()
 
 
 def forget_request_id(**kwargs) -> None:

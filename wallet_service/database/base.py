@@ -1,4 +1,5 @@
-"""django_prometheus's PostgreSQL backend, counting each statement with label children resolved once.
+"""django_prometheus's PostgreSQL backend, counting each statement with label children resolved once, and
+checking a persistent connection's health without a round trip.
 
 django_prometheus's cursor counts every ``execute`` in ``django_db_execute_total``, times it in
 ``django_db_query_duration_seconds`` and counts its exceptions by type in ``django_db_errors_total``; to do
@@ -7,11 +8,16 @@ lock and a validation each) and builds two context managers. A charge sends six 
 writes the same samples with the same labels, resolving the children once per connection
 (bench/instructions.py measures the difference). Connections are counted by django_prometheus's
 ``DatabaseWrapperMixin``, unchanged.
+
+The health check (``CONN_HEALTH_CHECKS``: before a request's first statement) is Django's ``SELECT 1``, a
+round trip on every request, only when the connection may have been lost silently; see
+``DatabaseWrapper.is_usable``.
 """
 
 from __future__ import annotations
 
-from time import perf_counter
+import select
+from time import monotonic, perf_counter
 
 from django_prometheus.db import errors_total, execute_many_total, execute_total, query_duration_seconds
 from django_prometheus.db.backends.postgresql import base
@@ -54,6 +60,43 @@ def counting_cursor(cursor_class, alias: str, vendor: str):
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    # A connection idle for longer than this is checked with Django's SELECT 1 (see is_usable).
+    QUIET_CHECK_SECONDS = 10.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last_checked = None  # monotonic(): when the connection was last known usable
+
+    def connect(self):
+        super().connect()
+        self.last_checked = monotonic()
+
+    def is_usable(self):
+        """Whether the connection can take a statement, without a round trip when it was checked a moment ago.
+
+        An idle connection's server has nothing to say to it, so a socket with something to read means the
+        server spoke first: ended the connection (``pg_terminate_backend``, a restart, a crash: a FATAL
+        message, then end of file) or sent a notice. Then, as for a connection that stayed quiet longer than
+        ``QUIET_CHECK_SECONDS`` (a connection lost without a word — a host gone, a NAT's idle timeout — has an
+        unreadable socket too, and only a statement finds out), Django's ``SELECT 1`` decides. Under load a
+        worker's connection is checked every few milliseconds: a ``poll()`` of its socket instead of a round
+        trip each time.
+        """
+        connection = self.connection
+        now, last = monotonic(), self.last_checked
+        self.last_checked = now
+        if connection is None or connection.closed:
+            return False
+        if last is not None and now - last < self.QUIET_CHECK_SECONDS:
+            try:
+                poller = select.poll()
+                poller.register(connection.pgconn.socket, select.POLLIN)
+                if not poller.poll(0):
+                    return True
+            except (OSError, self.Database.Error):
+                return False
+        return super().is_usable()
+
     def get_connection_params(self):
         # django_prometheus's own wrapper is skipped: base.base is Django's PostgreSQL backend.
         conn_params = base.base.DatabaseWrapper.get_connection_params(self)

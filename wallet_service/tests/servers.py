@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.httpcall import free_port, send
 from wallet_service import embedded_db
@@ -98,6 +99,18 @@ class Server:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+def scrape(base: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of the server's ``/metrics``, by name and sorted labels."""
+    status, _, raw = send(base, "GET", "/metrics", headers={"Accept": "text/plain"})
+    assert status == 200, raw
+    text = raw.decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def signup(base: str, kind: str, email: str) -> str:

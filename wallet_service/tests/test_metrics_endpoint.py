@@ -125,3 +125,52 @@ def test_each_statement_is_counted_timed_and_its_error_counted_by_type():
     assert after[0] >= executed + 2  # and the savepoint's statements
     assert after[1] >= timed + 0.01
     assert after[2] == errors + 1
+
+
+def request_samples() -> dict[tuple[str, tuple], float]:
+    """The request metrics' samples now, by name and sorted labels (in-process: this test process's registry)."""
+    from prometheus_client import REGISTRY
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in REGISTRY.collect()
+        if family.name.startswith("django_http")
+        for sample in family.samples
+    }
+
+
+@pytest.mark.django_db
+def test_each_request_is_counted_by_method_status_view_and_latency_once(api_client, monkeypatch):
+    from rest_framework.test import APIClient
+
+    from wallet_service.api.views import StatusApi
+
+    def fail(self, request):
+        raise RuntimeError("boom")
+
+    before = request_samples()
+    api_client.get("/wallet/list")  # 401
+    api_client.get("/no/such/path")  # 404: no view
+    api_client.generic("BREW", "/status")  # 405
+    monkeypatch.setattr(StatusApi, "get", fail)
+    assert APIClient(raise_request_exception=False).get("/status").status_code == 500
+    after = request_samples()
+
+    def moved(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert moved("django_http_requests_total_by_method_total", method="GET") == 3
+    assert moved("django_http_requests_total_by_method_total", method="<invalid method>") == 1
+    responses = "django_http_responses_total_by_status_view_method_total"
+    assert moved(responses, status="401", view="wallet-list", method="GET") == 1
+    assert moved(responses, status="404", view="<unnamed view>", method="GET") == 1
+    assert moved(responses, status="405", view="status", method="<invalid method>") == 1
+    assert moved(responses, status="500", view="status", method="GET") == 1
+    latency = "django_http_requests_latency_seconds_by_view_method_count"
+    assert moved(latency, view="status", method="GET") == 1  # once, even when the view raised
+    assert moved(latency, view="wallet-list", method="GET") == 1
+    assert moved("django_http_exceptions_total_by_type_total", type="RuntimeError") == 1
+    # The metrics no dashboard, alert or document reads are not written at all.
+    names = {name for name, _ in after}
+    assert not {name for name in names if "before_middlewares" in name or "by_transport" in name or "bytes" in name}

@@ -8,6 +8,8 @@ import logging
 import os
 import re
 import sys
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -169,3 +171,43 @@ def test_an_exception_is_logged_inside_the_json_line():
     line = json.loads(logs.JsonFormatter().format(record))
     assert (line["level"], line["message"]) == ("ERROR", "failed: it")
     assert "ValueError: boom" in line["exc_info"]
+
+
+def library_line(formatter: logs.JsonFormatter, record: logging.LogRecord) -> str:
+    """The line python-json-logger's own ``format`` makes of ``record`` with the service's settings."""
+    from pythonjsonlogger.json import JsonFormatter as LibraryFormatter
+
+    return LibraryFormatter.format(formatter, record)
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "extra"),
+    [
+        ("%s %s %s", ("GET", "/wallet/info/abcdef...", 200), {"method": "GET", "status": 200, "duration_ms": 1.5}),
+        ('plain ñ € \u2028 "quoted"', (), {}),
+        ("%d%%", (5,), {"amount": Decimal("1.10"), "none": None, "items": [1, "a"]}),
+        ("when", (), {"at": datetime(2026, 1, 2, 3, 4, 5), "_private": 1, "request_id": "own"}),
+        ({"a dict": "message", "n": 1}, (), {"path": "/x"}),
+    ],
+)
+@pytest.mark.parametrize("request_id", [None, "req-7"])
+def test_the_formatter_writes_the_line_python_json_logger_writes(msg, args, extra, request_id):
+    formatter = logs.JsonFormatter()
+    logs.set_request_id(request_id)
+    try:
+        for exc_info in (None, (ValueError, ValueError("bad"), None)):
+            record = logging.getLogger("any").makeRecord("wallet_service.x", logging.INFO, "f", 1, msg, args, exc_info)
+            record.__dict__.update(extra)
+            twin = logging.makeLogRecord(record.__dict__)
+            assert formatter.format(record) == library_line(formatter, twin)
+    finally:
+        logs.set_request_id(None)
+
+
+def test_the_time_is_the_record_s_in_utc_with_milliseconds_across_seconds():
+    formatter = logs.JsonFormatter()
+    for created in (1700000000.0, 1700000000.999, 1700000001.0005, 1700000001.9999996, 1700000002.5, 1700000000.25):
+        record = logging.makeLogRecord({"created": created})
+        moment = datetime.fromtimestamp(created, tz=UTC)
+        expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        assert formatter.formatTime(record) == expected

@@ -12,24 +12,12 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from django.db import connection
-from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.httpcall import send
-from wallet_service.tests.servers import Server, request, scratch_database, signup
+from wallet_service.tests.servers import Server, request, scrape, scratch_database, signup
 from wallet_service.tests.utils import race
 
 pytestmark = pytest.mark.slow
-
-
-def scrape(base: str) -> dict[tuple[str, tuple], float]:
-    status, _, raw = send(base, "GET", "/metrics", headers={"Accept": "text/plain"})
-    assert status == 200, raw
-    text = raw.decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def business(samples: dict) -> dict[str, float]:
