@@ -27,6 +27,7 @@ import pytest
 from deploy.httpcall import free_port, send
 from wallet_service import embedded_db
 from wallet_service.config import BASE_DIR
+from wallet_service.database_urls import connection_parameters, database_url
 
 BIN = Path(sys.executable).parent
 
@@ -123,7 +124,7 @@ def walk_history(base: str, wallet: str, token: str, limit: int) -> list[dict]:
     return items
 
 
-def database_url(name: str) -> str:
+def session_database_url(name: str) -> str:
     """The URL of database ``name`` on the test session's server (DATABASE_URL's)."""
     return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}"))
 
@@ -132,13 +133,13 @@ def database_url(name: str) -> str:
 def scratch_database(suffix: str):
     """A database of its own on the test session's server, for a server started by a test; dropped after."""
     name = "test_" + urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/") + "_" + suffix
-    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+    with psycopg.connect(session_database_url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield database_url(name)
+        yield session_database_url(name)
     finally:
-        with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+        with psycopg.connect(session_database_url("postgres"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -168,7 +169,7 @@ class PostgresCluster:
             os.chown(self.dir, self.account.pw_uid, self.account.pw_gid)
 
     def url(self, database: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return database_url(host="127.0.0.1", port=self.port, user="postgres", name=database)
 
     def _run(self, *args: str, timeout: float = 60) -> None:
         subprocess.run(args, check=True, capture_output=True, timeout=timeout, **embedded_db.run_as(self.account))
@@ -252,12 +253,12 @@ class PgBouncer:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="wallet-pgbouncer-"))
         self.log = self.dir / "pgbouncer.log"
-        parts = urlsplit(upstream)
-        self.user = parts.username or "postgres"
+        server = connection_parameters(upstream)  # the host may be a socket directory: pgbouncer takes one
+        self.user = server.get("user") or "postgres"
         (self.dir / "users.txt").write_text(f'"{self.user}" ""\n')
         (self.dir / "pgbouncer.ini").write_text(
             "[databases]\n"
-            f"* = host={parts.hostname} port={parts.port or 5432}\n"
+            f"* = host={server.get('host') or '127.0.0.1'} port={server.get('port') or 5432}\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\nadmin_users = {self.user}\n"
@@ -267,7 +268,7 @@ class PgBouncer:
         self.process: subprocess.Popen | None = None
 
     def url(self, database: str) -> str:
-        return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}"
+        return database_url(host="127.0.0.1", port=self.port, user=self.user, name=database)
 
     def start(self) -> PgBouncer:
         account = embedded_db.server_account(self.dir)  # as root: nobody (pgbouncer refuses to run as root)
