@@ -233,14 +233,26 @@ class ReplicaCluster(PostgresCluster):
         self.query("postgres", "SELECT pg_wal_replay_resume()")
 
 
+# Set by .ci/run: there a test whose system tool is missing fails instead of skipping, so CI never skips one.
+REQUIRE_TOOLS = "WALLET_SERVICE_TEST_REQUIRE_TOOLS"
+
+
+def system_tool(name: str, *, installer: str, also: tuple[str, ...] = ()) -> str:
+    """The path of a Debian program a test needs beyond Python (chromium, pgbouncer), found on PATH or at
+    one of ``also``. Missing, the test is skipped with a reason that says how to install it, or fails when
+    WALLET_SERVICE_TEST_REQUIRE_TOOLS=1 (as .ci/run, which installs them, sets it)."""
+    found = shutil.which(name) or next((path for path in also if os.access(path, os.X_OK)), None)
+    if found is not None:
+        return found
+    missing = f"{name} is not installed: run {installer} (apt-get install {name}; .ci/run does it)"
+    if os.environ.get(REQUIRE_TOOLS, "") not in ("", "0"):
+        pytest.fail(f"{missing}, and {REQUIRE_TOOLS} requires it", pytrace=False)
+    pytest.skip(f"{missing}; {REQUIRE_TOOLS}=1 makes this a failure")
+
+
 def pgbouncer_binary() -> str:
-    """Debian's pgbouncer (.ci/run installs it): a test that needs it fails, never skips, without it."""
-    found = shutil.which("pgbouncer") or next(
-        (path for path in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(path, os.X_OK)), None
-    )
-    if found is None:
-        pytest.fail("pgbouncer is not installed: apt-get install pgbouncer (.ci/run does it)")
-    return found
+    """Debian's pgbouncer: scripts/install_pgbouncer.sh (missing: see ``system_tool``)."""
+    return system_tool("pgbouncer", installer="scripts/install_pgbouncer.sh", also=("/usr/sbin/pgbouncer",))
 
 
 class PgBouncer:
