@@ -74,7 +74,7 @@ endef
 test: $(VENV)/.dev
 	$(call run_tests,$(PYTEST_ARGS))
 
-# The suite without the slow system tests (servers, fuzzing, the browser, the bank test): under a minute.
+# The suite without the slow system tests (servers, fuzzing, the browser, the bank test): the edit-test loop.
 test-fast: $(VENV)/.dev
 	$(call run_tests,-m 'not slow' $(PYTEST_ARGS))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db.backends.postgresql.operations import DatabaseOperations
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
@@ -21,6 +22,34 @@ def _test_settings(settings):
     settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR = 0  # switched on by the tests about it
     # /metrics is closed without a token by default; the tests about that close it again.
     settings.WALLET_SERVICE_METRICS_PUBLIC = True
+
+
+def delete_flush(original):
+    """``sql_flush`` for the tests: after each transactional test, Django's flush empties every table with one
+    ``TRUNCATE``, which gives each of them a new file (0.6 s for the two dozen tables, a third of
+    ``make test-fast``'s time). ``DELETE`` empties the few rows a test leaves in a hundredth of that; the
+    triggers (the ledger's append-only rule, the foreign keys' checks) are off for that transaction only
+    (``SET LOCAL``), which needs the right to set ``session_replication_role``; without it, ``TRUNCATE``."""
+    allowed: dict[str, bool] = {}
+
+    def sql_flush(ops, style, tables, *, reset_sequences=False, allow_cascade=False):
+        alias = ops.connection.alias
+        if alias not in allowed:
+            with ops.connection.cursor() as cursor:
+                cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+                allowed[alias] = cursor.fetchone()[0]
+        if reset_sequences or not tables or not allowed[alias]:
+            return original(ops, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return ["SET LOCAL session_replication_role = replica"] + [f"DELETE FROM {ops.quote_name(t)}" for t in tables]
+
+    return sql_flush
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_by_delete():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", delete_flush(DatabaseOperations.sql_flush))
+        yield
 
 
 @pytest.fixture

@@ -47,6 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
 from httpcall import free_port, send  # noqa: E402  (deploy/httpcall.py: standard library only)
 
+sys.path.insert(0, str(ROOT))
+from wallet_service.database_urls import connection_parameters  # noqa: E402  (no Django)
+
 BENCH = ROOT / "bench"
 WORK = ROOT / "var" / "bench"
 RESULTS = BENCH / "results"
@@ -527,18 +530,18 @@ def run_pgbench(ranges: dict, hot: bool, duration: int) -> dict:
     dst_low, dst_high = ranges["dst"]
     if hot:
         dst_high = dst_low
-    parts = urlsplit(DATABASE_URL)
+    server = connection_parameters(DATABASE_URL)  # the host may be a socket directory
     command = [
         "pgbench", "--no-vacuum", "--client", str(PGBENCH_CLIENTS), "--jobs", "2", "--time", str(duration),
         "--file", str(BENCH / "pgbench_charge.sql"), "--report-per-command",
         "-D", f"src_lo={ranges['src'][0]}", "-D", f"src_hi={ranges['src'][1]}",
         "-D", f"dst_lo={dst_low}", "-D", f"dst_hi={dst_high}",
-        "--host", parts.hostname or "127.0.0.1", "--port", str(parts.port or 5432),
-        "--username", parts.username or "postgres", parts.path.lstrip("/"),
+        "--host", server.get("host") or "127.0.0.1", "--port", server.get("port") or "5432",
+        "--username", server.get("user") or "postgres", server["dbname"],
     ]  # fmt: skip
     env = dict(os.environ)
-    if parts.password:
-        env["PGPASSWORD"] = parts.password
+    if server.get("password"):
+        env["PGPASSWORD"] = server["password"]
     completed = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     output = completed.stdout
     tps = float(re.search(r"tps = ([0-9.]+) \(without initial connection time\)", output)[1])

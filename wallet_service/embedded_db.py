@@ -38,9 +38,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import psycopg
+
+from wallet_service.database_urls import database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the server's files live: the checkout's var/ (EMBEDDED_PG_DIR elsewhere: the tests of this module).
@@ -94,7 +96,7 @@ def socket_dir() -> Path:
 
 def url(database: str = DATABASE) -> str:
     """The URL of a database on the embedded server (the socket directory as the host)."""
-    return f"postgres://{SUPERUSER}@{quote(str(socket_dir()), safe='')}:{PORT}/{database}"
+    return database_url(host=str(socket_dir()), port=PORT, user=SUPERUSER, name=database)
 
 
 def version() -> str:

@@ -24,6 +24,7 @@ from conftest import authenticated_client
 from events.models import Event, WebhookDelivery
 from events.tests.receiver import Receiver
 from wallet_service.config import BASE_DIR
+from wallet_service.database_urls import settings_url
 from wallet_service.tests.servers import PostgresCluster, Server, request, signup
 from wallets import services
 from wallets.tests.factories import WalletFactory
@@ -60,11 +61,6 @@ def stop_worker(worker: subprocess.Popen, log: Path) -> None:
         assert worker.wait(timeout=20) == 0, log.read_text()[-3000:]
 
 
-def database_url() -> str:
-    values = connection.settings_dict
-    return f"postgres://{values['USER']}@{values['HOST']}:{values['PORT']}/{values['NAME']}"
-
-
 def subscribed_users(receiver: Receiver, count: int) -> list:
     users = []
     for index in range(count):
@@ -86,7 +82,7 @@ def deposits(users, each: int) -> set[str]:
 def test_a_worker_killed_mid_deliveries_and_restarted_delivers_every_event(tmp_path, settings):
     receiver = Receiver(delay=0.05).start()
     log = tmp_path / "worker.log"
-    env = worker_env(database_url(), settings.SECRET_KEY)
+    env = worker_env(settings_url(connection.settings_dict), settings.SECRET_KEY)
     try:
         users = subscribed_users(receiver, 2)
         expected = deposits(users, 40)
@@ -124,7 +120,7 @@ def test_two_workers_never_send_one_delivery_at_the_same_time(tmp_path, settings
             return (503, b"busy") if first and len(seen) % 4 == 0 else (200, b"ok")
 
     receiver = Receiver(answer, delay=0.2).start()  # 8 attempts in flight per worker: one alone needs seconds
-    env = worker_env(database_url(), settings.SECRET_KEY)
+    env = worker_env(settings_url(connection.settings_dict), settings.SECRET_KEY)
     logs = [tmp_path / "worker1.log", tmp_path / "worker2.log"]
     try:
         users = subscribed_users(receiver, 3)

@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy.httpcall import free_port, send
 from wallet_service import embedded_db
 from wallet_service.config import BASE_DIR
+from wallet_service.database_urls import connection_parameters, database_url
 
 BIN = Path(sys.executable).parent
 
@@ -136,7 +137,7 @@ def walk_history(base: str, wallet: str, token: str, limit: int) -> list[dict]:
     return items
 
 
-def database_url(name: str) -> str:
+def session_database_url(name: str) -> str:
     """The URL of database ``name`` on the test session's server (DATABASE_URL's)."""
     return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}"))
 
@@ -145,13 +146,13 @@ def database_url(name: str) -> str:
 def scratch_database(suffix: str):
     """A database of its own on the test session's server, for a server started by a test; dropped after."""
     name = "test_" + urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/") + "_" + suffix
-    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+    with psycopg.connect(session_database_url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield database_url(name)
+        yield session_database_url(name)
     finally:
-        with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+        with psycopg.connect(session_database_url("postgres"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -181,7 +182,7 @@ class PostgresCluster:
             os.chown(self.dir, self.account.pw_uid, self.account.pw_gid)
 
     def url(self, database: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return database_url(host="127.0.0.1", port=self.port, user="postgres", name=database)
 
     def _run(self, *args: str, timeout: float = 60) -> None:
         subprocess.run(args, check=True, capture_output=True, timeout=timeout, **embedded_db.run_as(self.account))
@@ -245,14 +246,26 @@ class ReplicaCluster(PostgresCluster):
         self.query("postgres", "SELECT pg_wal_replay_resume()")
 
 
+# Set by .ci/run: there a test whose system tool is missing fails instead of skipping, so CI never skips one.
+REQUIRE_TOOLS = "WALLET_SERVICE_TEST_REQUIRE_TOOLS"
+
+
+def system_tool(name: str, *, installer: str, also: tuple[str, ...] = ()) -> str:
+    """The path of a Debian program a test needs beyond Python (chromium, pgbouncer), found on PATH or at
+    one of ``also``. Missing, the test is skipped with a reason that says how to install it, or fails when
+    WALLET_SERVICE_TEST_REQUIRE_TOOLS=1 (as .ci/run, which installs them, sets it)."""
+    found = shutil.which(name) or next((path for path in also if os.access(path, os.X_OK)), None)
+    if found is not None:
+        return found
+    missing = f"{name} is not installed: run {installer} (apt-get install {name}; .ci/run does it)"
+    if os.environ.get(REQUIRE_TOOLS, "") not in ("", "0"):
+        pytest.fail(f"{missing}, and {REQUIRE_TOOLS} requires it", pytrace=False)
+    pytest.skip(f"{missing}; {REQUIRE_TOOLS}=1 makes this a failure")
+
+
 def pgbouncer_binary() -> str:
-    """Debian's pgbouncer (.ci/run installs it): a test that needs it fails, never skips, without it."""
-    found = shutil.which("pgbouncer") or next(
-        (path for path in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(path, os.X_OK)), None
-    )
-    if found is None:
-        pytest.fail("pgbouncer is not installed: apt-get install pgbouncer (.ci/run does it)")
-    return found
+    """Debian's pgbouncer: scripts/install_pgbouncer.sh (missing: see ``system_tool``)."""
+    return system_tool("pgbouncer", installer="scripts/install_pgbouncer.sh", also=("/usr/sbin/pgbouncer",))
 
 
 class PgBouncer:
@@ -265,12 +278,12 @@ class PgBouncer:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="wallet-pgbouncer-"))
         self.log = self.dir / "pgbouncer.log"
-        parts = urlsplit(upstream)
-        self.user = parts.username or "postgres"
+        server = connection_parameters(upstream)  # the host may be a socket directory: pgbouncer takes one
+        self.user = server.get("user") or "postgres"
         (self.dir / "users.txt").write_text(f'"{self.user}" ""\n')
         (self.dir / "pgbouncer.ini").write_text(
             "[databases]\n"
-            f"* = host={parts.hostname} port={parts.port or 5432}\n"
+            f"* = host={server.get('host') or '127.0.0.1'} port={server.get('port') or 5432}\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\nadmin_users = {self.user}\n"
@@ -280,7 +293,7 @@ class PgBouncer:
         self.process: subprocess.Popen | None = None
 
     def url(self, database: str) -> str:
-        return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}"
+        return database_url(host="127.0.0.1", port=self.port, user=self.user, name=database)
 
     def start(self) -> PgBouncer:
         account = embedded_db.server_account(self.dir)  # as root: nobody (pgbouncer refuses to run as root)

@@ -3,19 +3,19 @@ running the server with every host but the loopback unresolvable (so the page mu
 and the rendered page must show the charge operation. A screenshot is kept in var/artifacts/docs.png.
 
 chromium comes from scripts/install_chromium.sh, which CI (.ci/run) runs; from a developer's shell
-without it this test fails and says how to install it.
+without it this test is skipped and says how to install it (a failure when .ci/run requires it:
+``system_tool`` in servers.py).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
 
 from wallet_service.config import BASE_DIR
-from wallet_service.tests.servers import Server
+from wallet_service.tests.servers import Server, system_tool
 
 pytestmark = pytest.mark.slow
 
@@ -39,14 +39,7 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail(
-            "This test needs Debian's chromium: run `scripts/install_chromium.sh` (apt-get install chromium). "
-            "CI installs it through .ci/run.",
-            pytrace=False,
-        )
-    return path
+    return system_tool("chromium", installer="scripts/install_chromium.sh")
 
 
 @pytest.fixture(scope="module")

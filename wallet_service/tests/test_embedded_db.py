@@ -77,6 +77,7 @@ def server_running(embedded_dir: Path) -> bool:
         return False
 
 
+@pytest.mark.slow  # starts PostgreSQL servers (initdb, start, stop): seconds each
 def test_first_run_creates_the_database_the_next_reuses_it_and_each_stops_the_server(embedded_dir):
     first = supervise(embedded_dir, "create")
     assert first.returncode == 0, first.stderr
@@ -98,6 +99,7 @@ def test_first_run_creates_the_database_the_next_reuses_it_and_each_stops_the_se
     assert not server_running(embedded_dir)
 
 
+@pytest.mark.slow  # starts PostgreSQL servers (initdb, start, stop): seconds each
 def test_the_commands_exit_status_is_returned_and_the_server_still_stopped(embedded_dir):
     failing = subprocess.run(
         [sys.executable, "-m", "wallet_service.embedded_db", "run", "--", sys.executable, "-c", "raise SystemExit(3)"],
@@ -119,6 +121,7 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float = 60) -> None
         time.sleep(0.1)
 
 
+@pytest.mark.slow  # starts PostgreSQL servers (initdb, start, stop): seconds each
 def test_one_server_per_checkout_and_sigterm_stops_the_command_then_the_server(embedded_dir):
     ready = embedded_dir.parent / "ready"
     running = subprocess.Popen(

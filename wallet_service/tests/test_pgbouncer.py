@@ -11,7 +11,15 @@ from collections import Counter
 
 import pytest
 
-from wallet_service.tests.servers import PgBouncer, Server, request, scratch_database, signup, walk_history
+from wallet_service.tests.servers import (
+    PgBouncer,
+    Server,
+    pgbouncer_binary,
+    request,
+    scratch_database,
+    signup,
+    walk_history,
+)
 from wallet_service.tests.utils import race
 
 pytestmark = pytest.mark.slow
@@ -19,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def server(tmp_path):
+    pgbouncer_binary()  # before the database is made: skipped or failed at once without it
     with scratch_database("pgbouncer") as url:
         # Migrations connect to PostgreSQL itself: their advisory lock is a session's.
         Server({"DATABASE_URL": url}, tmp_path / "migrate.log").migrate()

@@ -16,14 +16,14 @@ from django.db import connection
 from psycopg import errors
 
 from wallet_service.config import BASE_DIR
+from wallet_service.database_urls import settings_url
 from wallet_service.tests.servers import Server, request, signup
 
 pytestmark = pytest.mark.slow
 
 
 def url(user: str) -> str:
-    settings = connection.settings_dict
-    return f"postgres://{user}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+    return settings_url(connection.settings_dict, user=user)
 
 
 @pytest.fixture

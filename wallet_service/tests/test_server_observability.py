@@ -7,13 +7,13 @@ import os
 import signal
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
 from django.db import connection
 
 from deploy.httpcall import send
+from wallet_service.database_urls import settings_url
 from wallet_service.tests.servers import Server, request, scrape, scratch_database, signup
 from wallet_service.tests.utils import race
 
@@ -142,11 +142,7 @@ def test_the_server_logs_only_json_lines_with_request_ids(tmp_path, database_url
 
 
 def test_postgresql_connections_persist_and_recover_through_the_metrics_wrapper(transactional_db, tmp_path):
-    database = connection.settings_dict
-    host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
-    # quote: the host may be a socket directory (the embedded server's).
-    url = f"postgres://{database['USER']}@{quote(host, safe='')}:{port}/{database['NAME']}"
-    url += "?application_name=wallet-obs-server"
+    url = settings_url(connection.settings_dict) + "?application_name=wallet-obs-server"
     server = Server({"DATABASE_URL": url}, tmp_path / "server.log", workers=1).start()
     try:
         for _ in range(10):
@@ -154,7 +150,7 @@ def test_postgresql_connections_persist_and_recover_through_the_metrics_wrapper(
         connections = ("django_db_new_connections_total", (("alias", "default"), ("vendor", "postgresql")))
         # CONN_MAX_AGE: the one worker opened one connection for ten requests.
         assert scrape(server.base)[connections] == 1
-        with psycopg.connect(host=host, port=port, user=database["USER"], dbname="postgres") as admin:
+        with psycopg.connect(settings_url(connection.settings_dict, name="postgres")) as admin:
             killed = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'wallet-obs-server'"
             ).fetchall()

@@ -13,15 +13,15 @@ import pytest
 from django.db import connection
 
 from wallet_service.config import BASE_DIR
+from wallet_service.database_urls import settings_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def serve(*command: str) -> subprocess.Popen:
-    settings = connection.settings_dict
     env = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_SERVICE_")}
     env |= {
-        "DATABASE_URL": f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}",
+        "DATABASE_URL": settings_url(connection.settings_dict),
         "WALLET_SERVICE_SECRET_KEY": "serve-test-secret-key-0123456789abcdef",
     }
     return subprocess.Popen(

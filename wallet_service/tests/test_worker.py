@@ -20,15 +20,11 @@ from knox.models import AuthToken
 from accounts.tests.factories import ClientFactory, CompanyFactory
 from idempotency.models import IdempotencyKey
 from wallet_service.config import BASE_DIR
+from wallet_service.database_urls import settings_url
 from wallet_service.jobs import JOBS, Job
 from wallet_service.management.commands.worker import run_forever
 from wallets.models import Hold
 from wallets.tests.factories import WalletFactory
-
-
-def database_url() -> str:
-    settings = connection.settings_dict
-    return f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
 
 
 def idempotency_key(user, key: str, age: timedelta) -> None:
@@ -56,7 +52,10 @@ def test_the_worker_purges_at_start_and_exits_cleanly_on_sigterm(tmp_path):
     live = Hold.objects.create(wallet=customer, merchant_wallet=shop, amount=Decimal("1"), expires_at=future)
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_SERVICE_")}
-    env |= {"DATABASE_URL": database_url(), "WALLET_SERVICE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef"}
+    env |= {
+        "DATABASE_URL": settings_url(connection.settings_dict),
+        "WALLET_SERVICE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef",
+    }
     log = tmp_path / "worker.log"
     with log.open("wb") as stderr:
         worker = subprocess.Popen(
