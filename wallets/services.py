@@ -114,10 +114,8 @@ def _credit_without_waiting(wallet_id: int, amount: Decimal, *, over_max: str) -
         with connection.cursor() as cursor:
             cursor.execute(sql.CREDIT, {"wallet": wallet_id, "amount": amount})
             money = Money(*cursor.fetchone())
-    except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
+    except (IntegrityError, DataError) as error:  # past the maximum balance (sql.money_after_credit, the CHECKs)
         raise BalanceOverflow(over_max) from error
-    if money.balance > MAX_BALANCE:  # a pending credit must stay foldable
-        raise BalanceOverflow(over_max)
     return money
 
 
@@ -415,13 +413,9 @@ def _charge_events(*, source: Party, target: Party, amount: Decimal, summary: st
 
 def _charged(row: tuple, *, source_id: int, merchant_wallet: Wallet, amount: Decimal, summary: str) -> Operation:
     """The successful charge from CHARGE_WRITES' or CHARGE_AT_ONCE's row: the operation's id and date, and the
-    merchant wallet's money after the credit, which becomes ``operation.target``'s ``current_balance`` and ``held``.
-    BalanceOverflow past the maximum (a pending credit must stay foldable)."""
+    merchant wallet's money after the credit, which becomes ``operation.target``'s ``current_balance`` and ``held``."""
     operation_id, created_at, *money = row
     merchant_wallet.current_balance, merchant_wallet.held = money
-    # CHARGE_WRITES: the caller's transaction is rolled back. CHARGE_AT_ONCE never gets here (it checked first).
-    if merchant_wallet.current_balance > MAX_BALANCE:
-        raise BalanceOverflow(CHARGE_OVER_MAX)
     operation = Operation(
         id=operation_id,
         kind=Operation.Kind.CHARGE,
@@ -483,7 +477,6 @@ def _charge_at_once(*, merchant: User, wallet_token: str, amount: Decimal, summa
         "company": None,
         "amount": amount,
         "summary": summary,
-        "max": MAX_BALANCE,
         "events": _charge_events(
             source=Party(wallet_token, None, None), target=merchant_party, amount=amount, summary=summary
         ),
@@ -492,7 +485,7 @@ def _charge_at_once(*, merchant: User, wallet_token: str, amount: Decimal, summa
         with connection.cursor() as cursor:
             cursor.execute(sql.CHARGE_AT_ONCE, params)
             row = cursor.fetchone()
-    except (IntegrityError, DataError) as error:  # the merchant's balance CHECK, in a race: as CHARGE_WRITES
+    except (IntegrityError, DataError) as error:  # past the maximum balance, as CHARGE_WRITES
         if connection.in_atomic_block:
             transaction.set_rollback(True)  # the transaction is aborted: nothing of it may commit
         raise BalanceOverflow(CHARGE_OVER_MAX) from error
@@ -515,7 +508,8 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
 
     Only the charged wallet is locked for the whole transaction: its money is checked. The
     merchant's wallet is credited without waiting for its lock (see _credit_without_waiting), so a
-    merchant receiving every charge is not a queue.
+    merchant receiving every charge is not a queue. A charge that succeeds is usually one statement
+    (_charge_at_once, docs/LEDGER.md); the transactional path below decides everything else.
     """
     if merchant.kind != User.Kind.COMPANY:
         raise NotAMerchant()

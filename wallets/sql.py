@@ -8,8 +8,13 @@ Two rules are written here once and used everywhere:
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.core.exceptions import ImproperlyConfigured
+
 from accounts.models import Company
 from events.models import Event
+from wallet_service.money import MAX_BALANCE
 from wallets.models import Hold, Operation, PendingCredit, Wallet
 
 WALLETS = Wallet._meta.db_table
@@ -106,12 +111,23 @@ def credit_ctes(wallet: str, *, only_if: str = "TRUE") -> str:
                  RETURNING amount)"""
 
 
+# The type of a balance: a wallet's money, pending credits included, must fit it, or its pending credits could
+# never be folded into ``balance``. Its largest value is MAX_BALANCE (the CHECK constraint's bound).
+_balance = Wallet._meta.get_field("balance")
+BALANCE_TYPE = f"numeric({_balance.max_digits}, {_balance.decimal_places})"
+_cent = Decimal(10) ** -_balance.decimal_places
+if Decimal(10) ** (_balance.max_digits - _balance.decimal_places) - _cent != MAX_BALANCE:
+    raise ImproperlyConfigured("MAX_BALANCE must be the largest value of the balance column's type")
+
+
 def money_after_credit(wallet: str) -> str:
-    """The credited wallet's whole balance and held amount after ``credit_ctes(wallet)``."""
-    return f"""COALESCE(
+    """The credited wallet's whole balance and held amount after ``credit_ctes(wallet)``. Past MAX_BALANCE the cast
+    to BALANCE_TYPE fails (numeric field overflow), and with it the whole statement: nothing is written, and the
+    caller refuses the credit (BalanceOverflow), in a transaction or not. No extra read: the sum is the answer's."""
+    return f"""CAST(COALESCE(
     (SELECT balance FROM credited),
     (SELECT w.balance + %(amount)s + {pending("w.id")} FROM {WALLETS} w WHERE w.id = %({wallet})s)
-), {held(f"%({wallet})s")}"""
+) AS {BALANCE_TYPE}), {held(f"%({wallet})s")}"""
 
 
 CREDIT = f"""
@@ -222,11 +238,11 @@ SELECT op.id, op.created_at, {money_after_credit("target")}
 # events were rendered by Python (wallets.items) before the statement from what the caller believed of the
 # parties (the merchant's wallet from a per-process cache, the charged wallet's owner unknown but not the
 # merchant and of company ``%(company)s``, None for a client): ``decided`` also checks that belief, so events
-# never name parties other than those the locked rows show. The merchant's money after the credit must stay
-# within ``%(max)s`` (as its pending credits must remain foldable); read in this statement's snapshot, the
-# amount the pending branch of money_after_credit returns. Parameters: LOCK_FOR_DEBIT's ``merchant`` and
-# ``token``, ``target`` (the merchant's wallet id), ``target_token``, ``target_company``, ``company``,
-# ``amount``, ``summary``, ``events`` (the charged wallet owner's with a null owner_id), ``max``. Returns what
+# never name parties other than those the locked rows show. Past the maximum balance the merchant's credit fails
+# the statement (money_after_credit), which then writes nothing: no check after it, it has committed. Parameters:
+# LOCK_FOR_DEBIT's ``merchant`` and ``token``, ``target`` (the merchant's wallet id), ``target_token``,
+# ``target_company``, ``company``, ``amount``, ``summary``, ``events`` (the charged wallet owner's with a null
+# owner_id). Returns what
 # CHARGE_WRITES does and the charged wallet's id. Not the ORM: one round trip with its checks in the database.
 CHARGE_AT_ONCE = f"""
 WITH locked (id, balance, pending, held, fresh, merchant_wallet, merchant_token, owner_id, company, merchant_company)
@@ -238,7 +254,6 @@ WITH locked (id, balance, pending, held, fresh, merchant_wallet, merchant_token,
        AND l.merchant_wallet = %(target)s AND l.merchant_token = %(target_token)s
        AND l.merchant_company IS NOT DISTINCT FROM %(target_company)s
        AND l.id <> l.merchant_wallet AND l.owner_id <> %(merchant)s AND l.company IS NOT DISTINCT FROM %(company)s
-       AND (SELECT m.balance + {pending("m.id")} FROM {WALLETS} m WHERE m.id = %(target)s) + %(amount)s <= %(max)s
 ),
      debited AS (UPDATE {WALLETS} w SET balance = d.balance FROM decided d WHERE w.id = d.id),
      {credit_ctes("target", only_if="EXISTS (SELECT 1 FROM decided)")},
