@@ -94,8 +94,8 @@ RETURNING w.balance, {held("w.id")}
 # evaluated once, and the lock is taken before the DELETE scans. The result is the wallet's whole
 # balance after the credit: from the UPDATE, or (pending) the balance and pending credits this
 # statement's snapshot sees plus this credit, whose new row that snapshot cannot see; and its held
-# amount. Not the ORM: a conditional lock and three writes in one round trip. Written once, used by CREDIT
-# and CHARGE_WRITES.
+# amount. Not the ORM: a conditional lock and three writes in one round trip. Written once, used by CREDIT,
+# CHARGE_WRITES and CHARGE_AT_ONCE.
 def credit_ctes(wallet: str, *, only_if: str = "TRUE") -> str:
     """The CTEs ``free``, ``folded``, ``credited`` and ``pending`` that credit ``%(amount)s`` to the wallet
     whose id is the parameter ``wallet`` without waiting for its lock (CREDIT, CHARGE_WRITES, CHARGE_AT_ONCE);
@@ -239,11 +239,11 @@ SELECT op.id, op.created_at, {money_after_credit("target")}
 # parties (the merchant's wallet from a per-process cache, the charged wallet's owner unknown but not the
 # merchant and of company ``%(company)s``, None for a client): ``decided`` also checks that belief, so events
 # never name parties other than those the locked rows show. Past the maximum balance the merchant's credit fails
-# the statement (money_after_credit), which then writes nothing: no check after it, it has committed. Parameters:
-# LOCK_FOR_DEBIT's ``merchant`` and ``token``, ``target`` (the merchant's wallet id), ``target_token``,
+# the statement (money_after_credit), which then writes nothing (no check may come after it: it has committed).
+# Parameters: LOCK_FOR_DEBIT's ``merchant`` and ``token``, ``target`` (the merchant's wallet id), ``target_token``,
 # ``target_company``, ``company``, ``amount``, ``summary``, ``events`` (the charged wallet owner's with a null
-# owner_id). Returns what
-# CHARGE_WRITES does and the charged wallet's id. Not the ORM: one round trip with its checks in the database.
+# owner_id). Returns what CHARGE_WRITES does and the charged wallet's id. Not the ORM: one round trip with its
+# checks in the database.
 CHARGE_AT_ONCE = f"""
 WITH locked (id, balance, pending, held, fresh, merchant_wallet, merchant_token, owner_id, company, merchant_company)
      AS MATERIALIZED ({LOCK_FOR_DEBIT}),
