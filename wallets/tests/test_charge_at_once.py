@@ -235,3 +235,38 @@ def test_an_idempotent_charge_by_a_known_merchant_executes_once():
     assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
     assert current_balance(customer) == Decimal("7.00")
     assert current_balance(shop) == Decimal("3.01")
+
+
+def test_an_idempotent_short_charge_by_a_known_merchant_is_recorded_once_and_replayed():
+    """Inside the key's transaction the one statement declines (and keeps the wallet locked); the transactional
+    path then records the failed attempt in the same transaction, stored with the key."""
+    merchant, _ = known_merchant()
+    customer = funded(ClientFactory().user, "2.00")
+    api = authenticated_client(merchant)
+    body = {"wallet": customer.token, "amount": "3.00"}
+    first = api.post("/wallet/charge", body, format="json", HTTP_IDEMPOTENCY_KEY="short")
+    again = api.post("/wallet/charge", body, format="json", HTTP_IDEMPOTENCY_KEY="short")
+    assert first.status_code == again.status_code == 402
+    assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    assert Operation.objects.filter(source=customer, success=False).count() == 1
+    assert current_balance(customer) == Decimal("2.00")
+
+
+def test_an_idempotent_charge_over_the_maximum_balance_stores_nothing_and_may_be_retried():
+    """The one statement fails inside the key's transaction: the whole transaction is rolled back (the key is
+    not stored), the answer is the refusal, and the same key executes once the charge fits."""
+    merchant, shop = known_merchant()
+    shop.balance = MAX_BALANCE - Decimal("0.50")
+    shop.save(update_fields=["balance"])
+    customer = funded(ClientFactory().user, "10.00")
+    api = authenticated_client(merchant)
+    body = {"wallet": customer.token, "amount": "1.00"}
+    refused = api.post("/wallet/charge", body, format="json", HTTP_IDEMPOTENCY_KEY="over")
+    assert refused.status_code == 400, refused.content
+    assert current_balance(customer) == Decimal("10.00")
+    assert not Operation.objects.filter(source=customer, kind="charge").exists()
+    shop.balance = Decimal("0.00")
+    shop.save(update_fields=["balance"])
+    retried = api.post("/wallet/charge", body, format="json", HTTP_IDEMPOTENCY_KEY="over")
+    assert retried.status_code == 200 and "Idempotent-Replayed" not in retried
+    assert current_balance(customer) == Decimal("9.00")
