@@ -114,10 +114,8 @@ def _credit_without_waiting(wallet_id: int, amount: Decimal, *, over_max: str) -
         with connection.cursor() as cursor:
             cursor.execute(sql.CREDIT, {"wallet": wallet_id, "amount": amount})
             money = Money(*cursor.fetchone())
-    except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
+    except (IntegrityError, DataError) as error:  # past the maximum balance (sql.money_after_credit, the CHECKs)
         raise BalanceOverflow(over_max) from error
-    if money.balance > MAX_BALANCE:  # a pending credit must stay foldable
-        raise BalanceOverflow(over_max)
     return money
 
 
@@ -130,7 +128,9 @@ class Party(NamedTuple):
     """One side of an operation, as its events need it."""
 
     token: str
-    owner_id: int
+    # None: the charged wallet's owner, whoever the statement that writes the events finds (CHARGE_AT_ONCE);
+    # rendered as that reader (wallets.items compares owners only with each other), its event's owner_id null
+    owner_id: int | None
     company: str | None  # the owner's company name; None for a client
 
 
@@ -281,6 +281,8 @@ def _lock_for_debit(*, merchant: User, wallet_token: str) -> Debit:
     owner_id, company, merchant_company = names
     if merchant_wallet_id is None:
         raise MerchantWalletMissing()
+    merchant_party = Party(merchant_wallet_token, merchant.pk, merchant_company)
+    _remember_merchant_wallet(merchant.pk, merchant_wallet_id, merchant_party)
     if wallet_id == merchant_wallet_id:
         raise SameWallet()
     if pending_credits or not fresh:
@@ -294,8 +296,25 @@ def _lock_for_debit(*, merchant: User, wallet_token: str) -> Debit:
         merchant_wallet_id,
         merchant_wallet_token,
         Party(wallet_token, owner_id, company),
-        Party(merchant_wallet_token, merchant.pk, merchant_company),
+        merchant_party,
     )
+
+
+# A company's wallet (its id and its Party in the events) by the company's user id, as _lock_for_debit last read
+# it: what wallet_charge's one-statement path renders the events with. Only a hint, so it is never wrong: that
+# statement (CHARGE_AT_ONCE) writes nothing unless the rows it locks agree with it, and the transactional path,
+# which runs then, refreshes it. Per process, bounded (the oldest entry goes first).
+_merchant_wallets: dict[int, tuple[int, Party]] = {}
+MERCHANT_WALLETS_CACHED = 10_000
+
+
+def _remember_merchant_wallet(merchant_id: int, wallet_id: int, party: Party) -> None:
+    if _merchant_wallets.get(merchant_id) == (wallet_id, party):
+        return
+    _merchant_wallets.pop(merchant_id, None)
+    if len(_merchant_wallets) >= MERCHANT_WALLETS_CACHED:
+        del _merchant_wallets[next(iter(_merchant_wallets))]
+    _merchant_wallets[merchant_id] = (wallet_id, party)
 
 
 def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: str = "") -> Operation:
@@ -376,41 +395,32 @@ def _record_refused(*, kind: str, debit: Debit, amount: Decimal, summary: str) -
     )
 
 
-def _charge_writes(debit: Debit, *, amount: Decimal, summary: str) -> tuple[Operation, Money]:
-    """A successful charge's writes, in one statement (wallets.sql.CHARGE_WRITES): the debit of the locked
-    wallet, the merchant's credit without waiting (as _credit_without_waiting), the operation and its
-    events (as _record). Returns the operation and the merchant wallet's money after the credit."""
-    over_max = f"The charge would take your balance over {MAX_BALANCE}."
-    params = {
-        "source": debit.wallet_id,
-        "balance": debit.money.balance - amount,
-        "target": debit.merchant_wallet_id,
-        "amount": amount,
-        "summary": summary,
-        "events": _events_json(
-            Operation.Kind.CHARGE,
-            source=debit.wallet,
-            target=debit.merchant,
-            amount=amount,
-            summary=summary,
-            success=True,
-            event_type="charge.succeeded",
-        ),
-    }
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql.CHARGE_WRITES, params)
-            operation_id, created_at, *money = cursor.fetchone()
-    except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
-        raise BalanceOverflow(over_max) from error
-    money = Money(*money)
-    if money.balance > MAX_BALANCE:  # a pending credit must stay foldable (the transaction is rolled back)
-        raise BalanceOverflow(over_max)
+CHARGE_OVER_MAX = f"The charge would take your balance over {MAX_BALANCE}."
+
+
+def _charge_events(*, source: Party, target: Party, amount: Decimal, summary: str) -> str:
+    """A successful charge's events (CHARGE_WRITES, CHARGE_AT_ONCE): written in one place."""
+    return _events_json(
+        Operation.Kind.CHARGE,
+        source=source,
+        target=target,
+        amount=amount,
+        summary=summary,
+        success=True,
+        event_type="charge.succeeded",
+    )
+
+
+def _charged(row: tuple, *, source_id: int, merchant_wallet: Wallet, amount: Decimal, summary: str) -> Operation:
+    """The successful charge from CHARGE_WRITES' or CHARGE_AT_ONCE's row: the operation's id and date, and the
+    merchant wallet's money after the credit, which becomes ``operation.target``'s ``current_balance`` and ``held``."""
+    operation_id, created_at, *money = row
+    merchant_wallet.current_balance, merchant_wallet.held = money
     operation = Operation(
         id=operation_id,
         kind=Operation.Kind.CHARGE,
-        source_id=debit.wallet_id,
-        target_id=debit.merchant_wallet_id,
+        source_id=source_id,
+        target_id=merchant_wallet.pk,
         amount=amount,
         summary=summary,
         success=True,
@@ -418,7 +428,72 @@ def _charge_writes(debit: Debit, *, amount: Decimal, summary: str) -> tuple[Oper
         hold_id=None,
         refund_of_id=None,
     )
-    return operation, money
+    operation.target = merchant_wallet
+    return operation
+
+
+def _charge_writes(debit: Debit, *, amount: Decimal, summary: str) -> Operation:
+    """A successful charge's writes, in one statement (wallets.sql.CHARGE_WRITES): the debit of the locked
+    wallet, the merchant's credit without waiting (as _credit_without_waiting), the operation and its
+    events (as _record). Returns the operation, its ``target`` the merchant's wallet after the credit."""
+    params = {
+        "source": debit.wallet_id,
+        "balance": debit.money.balance - amount,
+        "target": debit.merchant_wallet_id,
+        "amount": amount,
+        "summary": summary,
+        "events": _charge_events(source=debit.wallet, target=debit.merchant, amount=amount, summary=summary),
+    }
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.CHARGE_WRITES, params)
+            row = cursor.fetchone()
+    except (IntegrityError, DataError) as error:  # numeric overflow or the balance CHECK constraints
+        raise BalanceOverflow(CHARGE_OVER_MAX) from error
+    merchant_wallet = Wallet(pk=debit.merchant_wallet_id, token=debit.merchant_wallet_token)
+    return _charged(row, source_id=debit.wallet_id, merchant_wallet=merchant_wallet, amount=amount, summary=summary)
+
+
+def _charge_at_once(*, merchant: User, wallet_token: str, amount: Decimal, summary: str) -> Operation | None:
+    """The whole charge in one statement (wallets.sql.CHARGE_AT_ONCE) when it succeeds and this process knows the
+    merchant's wallet; None, having written nothing, when the transactional path must decide instead.
+
+    Outside a transaction the statement runs in autocommit: one round trip, no BEGIN and COMMIT. Inside one (an
+    Idempotency-Key's) it is one statement of that transaction, and a refusal leaves the charged wallet locked
+    by it, as the transactional path that follows would lock it anyway. The events are rendered here for a
+    charged wallet owned by a client other than the merchant, whom the statement finds; for a company's wallet
+    (it may have pending credits to fold, and its name would be in the events) the statement declines.
+    """
+    known = _merchant_wallets.get(merchant.pk)
+    if known is None:
+        return None
+    merchant_wallet_id, merchant_party = known
+    params = {
+        "merchant": merchant.pk,
+        "token": wallet_token,
+        "target": merchant_wallet_id,
+        "target_token": merchant_party.token,
+        "target_company": merchant_party.company,
+        "company": None,
+        "amount": amount,
+        "summary": summary,
+        "events": _charge_events(
+            source=Party(wallet_token, None, None), target=merchant_party, amount=amount, summary=summary
+        ),
+    }
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.CHARGE_AT_ONCE, params)
+            row = cursor.fetchone()
+    except (IntegrityError, DataError) as error:  # past the maximum balance, as CHARGE_WRITES
+        if connection.in_atomic_block:
+            transaction.set_rollback(True)  # the transaction is aborted: nothing of it may commit
+        raise BalanceOverflow(CHARGE_OVER_MAX) from error
+    if row is None:
+        return None
+    *row, source_id = row
+    merchant_wallet = Wallet(pk=merchant_wallet_id, token=merchant_party.token)
+    return _charged(row, source_id=source_id, merchant_wallet=merchant_wallet, amount=amount, summary=summary)
 
 
 def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary: str = "") -> Operation:
@@ -433,19 +508,24 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
 
     Only the charged wallet is locked for the whole transaction: its money is checked. The
     merchant's wallet is credited without waiting for its lock (see _credit_without_waiting), so a
-    merchant receiving every charge is not a queue.
+    merchant receiving every charge is not a queue. A charge that succeeds is usually one statement
+    (_charge_at_once, docs/LEDGER.md); the transactional path below decides everything else.
     """
+    if merchant.kind != User.Kind.COMPANY:
+        raise NotAMerchant()
+    # The common case, a charge that succeeds, in one statement; anything else as below.
+    operation = _charge_at_once(merchant=merchant, wallet_token=wallet_token, amount=amount, summary=summary)
+    if operation is not None:
+        metrics.record_charge(amount=amount, success=True)
+        return operation
     with transaction.atomic():
         # Lock the charged wallet: charges and holds racing for its money check and take it one
         # after the other (no double spend, no over-reservation).
         debit = _lock_for_debit(merchant=merchant, wallet_token=wallet_token)
-        merchant_wallet = Wallet(pk=debit.merchant_wallet_id, token=debit.merchant_wallet_token)
         # A short balance is a business outcome, not an error: the attempt is recorded as failed.
         success = debit.money.available >= amount
         if success:
-            operation, money = _charge_writes(debit, amount=amount, summary=summary)
-            merchant_wallet.current_balance, merchant_wallet.held = money
-            operation.target = merchant_wallet
+            operation = _charge_writes(debit, amount=amount, summary=summary)
         else:
             operation = _record_refused(kind=Operation.Kind.CHARGE, debit=debit, amount=amount, summary=summary)
         metrics.record_charge(amount=amount, success=success)

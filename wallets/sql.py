@@ -8,8 +8,13 @@ Two rules are written here once and used everywhere:
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.core.exceptions import ImproperlyConfigured
+
 from accounts.models import Company
 from events.models import Event
+from wallet_service.money import MAX_BALANCE
 from wallets.models import Hold, Operation, PendingCredit, Wallet
 
 WALLETS = Wallet._meta.db_table
@@ -89,28 +94,40 @@ RETURNING w.balance, {held("w.id")}
 # evaluated once, and the lock is taken before the DELETE scans. The result is the wallet's whole
 # balance after the credit: from the UPDATE, or (pending) the balance and pending credits this
 # statement's snapshot sees plus this credit, whose new row that snapshot cannot see; and its held
-# amount. Not the ORM: a conditional lock and three writes in one round trip. Written once, used by CREDIT
-# and CHARGE_WRITES.
-def credit_ctes(wallet: str) -> str:
+# amount. Not the ORM: a conditional lock and three writes in one round trip. Written once, used by CREDIT,
+# CHARGE_WRITES and CHARGE_AT_ONCE.
+def credit_ctes(wallet: str, *, only_if: str = "TRUE") -> str:
     """The CTEs ``free``, ``folded``, ``credited`` and ``pending`` that credit ``%(amount)s`` to the wallet
-    whose id is the parameter ``wallet`` without waiting for its lock (CREDIT, CHARGE_WRITES)."""
-    return f"""free AS (SELECT id FROM {WALLETS} WHERE id = %({wallet})s FOR NO KEY UPDATE SKIP LOCKED),
+    whose id is the parameter ``wallet`` without waiting for its lock (CREDIT, CHARGE_WRITES, CHARGE_AT_ONCE);
+    nothing at all (no lock, no write) unless the SQL condition ``only_if`` holds."""
+    return f"""free AS (SELECT id FROM {WALLETS} WHERE id = %({wallet})s AND {only_if} FOR NO KEY UPDATE SKIP LOCKED),
      folded AS (DELETE FROM {PENDING} WHERE wallet_id IN (SELECT id FROM free) RETURNING amount),
      credited AS (UPDATE {WALLETS}
                      SET balance = balance + %(amount)s + COALESCE((SELECT SUM(amount) FROM folded), 0)
                    WHERE id IN (SELECT id FROM free)
                RETURNING balance),
      pending AS (INSERT INTO {PENDING} (wallet_id, amount)
-                 SELECT %({wallet})s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free)
+                 SELECT %({wallet})s, %(amount)s WHERE NOT EXISTS (SELECT 1 FROM free) AND {only_if}
                  RETURNING amount)"""
 
 
+# The type of a balance: a wallet's money, pending credits included, must fit it, or its pending credits could
+# never be folded into ``balance``. Its largest value is MAX_BALANCE (the CHECK constraint's bound).
+_balance = Wallet._meta.get_field("balance")
+BALANCE_TYPE = f"numeric({_balance.max_digits}, {_balance.decimal_places})"
+_cent = Decimal(10) ** -_balance.decimal_places
+if Decimal(10) ** (_balance.max_digits - _balance.decimal_places) - _cent != MAX_BALANCE:
+    raise ImproperlyConfigured("MAX_BALANCE must be the largest value of the balance column's type")
+
+
 def money_after_credit(wallet: str) -> str:
-    """The credited wallet's whole balance and held amount after ``credit_ctes(wallet)``."""
-    return f"""COALESCE(
+    """The credited wallet's whole balance and held amount after ``credit_ctes(wallet)``. Past MAX_BALANCE the cast
+    to BALANCE_TYPE fails (numeric field overflow), and with it the whole statement: nothing is written, and the
+    caller refuses the credit (BalanceOverflow), in a transaction or not. No extra read: the sum is the answer's."""
+    return f"""CAST(COALESCE(
     (SELECT balance FROM credited),
     (SELECT w.balance + %(amount)s + {pending("w.id")} FROM {WALLETS} w WHERE w.id = %({wallet})s)
-), {held(f"%({wallet})s")}"""
+) AS {BALANCE_TYPE}), {held(f"%({wallet})s")}"""
 
 
 CREDIT = f"""
@@ -163,15 +180,22 @@ SELECT w.id, w.token, w.owner_id, c.name
 # refund of that operation takes, so no other refund of it can commit in between.
 REFUNDED = f"SELECT COALESCE(SUM(amount), 0) FROM {OPERATIONS} WHERE refund_of_id = %s AND kind = 'refund'"
 
-# The CTE ``events`` that inserts ``%(events)s`` (a JSON list rendered by Python) for the operation the CTE
-# ``op`` inserted, merging in its id and date, which only that INSERT knows.
-EVENTS_OF_OP = f"""events AS (
+
+def events_of_op(unknown_owner: str = "NULL") -> str:
+    """The CTE ``events`` that inserts ``%(events)s`` (a JSON list rendered by Python) for the operation the CTE
+    ``op`` inserted, merging in its id and date, which only that INSERT knows. An event whose ``owner_id`` is
+    null goes to the user the SQL expression ``unknown_owner`` names (CHARGE_AT_ONCE: the charged wallet's
+    owner, which only the statement reads)."""
+    return f"""events AS (
     INSERT INTO {EVENTS} (public_id, owner_id, type, data)
-    SELECT e.public_id, e.owner_id, e.type,
+    SELECT e.public_id, COALESCE(e.owner_id, {unknown_owner}), e.type,
            e.data || jsonb_build_object(
                'id', op.id, 'date', to_char(op.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
       FROM op, jsonb_to_recordset(%(events)s::jsonb) AS e(public_id text, owner_id bigint, type text, data jsonb)
 )"""
+
+
+EVENTS_OF_OP = events_of_op()
 
 # Record an operation and its events in one statement. The events' ``data`` is rendered by Python
 # (wallets.items, as each owner sees it) except the operation's id and date, which only this
@@ -202,6 +226,43 @@ WITH debited AS (UPDATE {WALLETS} SET balance = %(balance)s WHERE id = %(source)
     RETURNING id, created_at
 ), {EVENTS_OF_OP}
 SELECT op.id, op.created_at, {money_after_credit("target")}
+  FROM op
+"""
+
+# A whole successful charge in one statement, run in autocommit when no transaction is open (one statement is
+# atomic): no BEGIN and no COMMIT round trips. ``locked`` is LOCK_FOR_DEBIT as it is; ``decided`` keeps its row
+# only when the charge succeeds as the transactional path (wallet_charge) would decide it, and every write below
+# runs only if it did, so otherwise the statement writes nothing and returns no row, and the caller takes that
+# path (the reference for every refusal and its order): the wallet missing, the merchant's own, short of money,
+# with pending credits to fold, or a snapshot older than the row it locked (``fresh``, see LOCK_FOR_DEBIT). The
+# events were rendered by Python (wallets.items) before the statement from what the caller believed of the
+# parties (the merchant's wallet from a per-process cache, the charged wallet's owner unknown but not the
+# merchant and of company ``%(company)s``, None for a client): ``decided`` also checks that belief, so events
+# never name parties other than those the locked rows show. Past the maximum balance the merchant's credit fails
+# the statement (money_after_credit), which then writes nothing (no check may come after it: it has committed).
+# Parameters: LOCK_FOR_DEBIT's ``merchant`` and ``token``, ``target`` (the merchant's wallet id), ``target_token``,
+# ``target_company``, ``company``, ``amount``, ``summary``, ``events`` (the charged wallet owner's with a null
+# owner_id). Returns what CHARGE_WRITES does and the charged wallet's id. Not the ORM: one round trip with its
+# checks in the database.
+CHARGE_AT_ONCE = f"""
+WITH locked (id, balance, pending, held, fresh, merchant_wallet, merchant_token, owner_id, company, merchant_company)
+     AS MATERIALIZED ({LOCK_FOR_DEBIT}),
+     decided AS MATERIALIZED (
+    SELECT l.id, l.balance - %(amount)s AS balance, l.owner_id
+      FROM locked l
+     WHERE l.fresh AND l.pending = 0 AND l.balance - l.held >= %(amount)s
+       AND l.merchant_wallet = %(target)s AND l.merchant_token = %(target_token)s
+       AND l.merchant_company IS NOT DISTINCT FROM %(target_company)s
+       AND l.id <> l.merchant_wallet AND l.owner_id <> %(merchant)s AND l.company IS NOT DISTINCT FROM %(company)s
+),
+     debited AS (UPDATE {WALLETS} w SET balance = d.balance FROM decided d WHERE w.id = d.id),
+     {credit_ctes("target", only_if="EXISTS (SELECT 1 FROM decided)")},
+     op AS (
+    INSERT INTO {OPERATIONS} (kind, source_id, target_id, amount, summary, success)
+    SELECT 'charge', d.id, %(target)s, %(amount)s, %(summary)s, TRUE FROM decided d
+    RETURNING id, created_at
+), {events_of_op("(SELECT owner_id FROM decided)")}
+SELECT op.id, op.created_at, {money_after_credit("target")}, (SELECT id FROM decided)
   FROM op
 """
 

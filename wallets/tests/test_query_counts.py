@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from knox.models import AuthToken
 
 from wallets import services
-from wallets.tests.factories import DepositFactory, WalletFactory
+from wallets.tests.factories import DepositFactory, WalletFactory, current_balance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,13 +29,36 @@ def client_wallet(client_api):
     return WalletFactory(owner=client_api.user, balance=Decimal("100.00"))
 
 
-def test_charge_takes_at_most_five_statements(company_api, client_wallet, django_assert_max_num_queries):
-    # authenticate, BEGIN, lock the charged wallet, its writes (debit, credit, the operation and its events), COMMIT
+def test_a_charge_takes_two_statements_once_the_process_knows_the_merchant_wallet(
+    company_api, client_wallet, django_assert_max_num_queries
+):
     WalletFactory(owner=company_api.user)
+    services._merchant_wallets.clear()
+    # The company's first charge in this process: authenticate, BEGIN, lock the charged wallet, its writes
+    # (debit, credit, the operation and its events), COMMIT.
     with django_assert_max_num_queries(5):
         response = company_api.post("/wallet/charge", {"wallet": client_wallet.token, "amount": "10.00"})
     assert response.status_code == 200, response.content
     assert response.json()["balance"] == "10.00"
+    # Every later one: authenticate, then the whole charge in one statement (autocommit: no BEGIN, no COMMIT).
+    with django_assert_max_num_queries(2):
+        response = company_api.post("/wallet/charge", {"wallet": client_wallet.token, "amount": "10.00"})
+    assert response.status_code == 200, response.content
+    assert response.json()["balance"] == "20.00"
+    assert current_balance(client_wallet) == Decimal("80.00")
+
+
+def test_an_idempotent_charge_takes_at_most_ten_statements(company_api, client_wallet, django_assert_max_num_queries):
+    # BEGIN, authenticate, the key's claim (its lock timeout set and reset, a savepoint around the INSERT), the
+    # charge in one statement (13 before: SAVEPOINT, lock, writes, RELEASE), store the answer, COMMIT
+    WalletFactory(owner=company_api.user)
+    company_api.post("/wallet/charge", {"wallet": client_wallet.token, "amount": "1.00"})  # the first, as above
+    with django_assert_max_num_queries(10):
+        response = company_api.post(
+            "/wallet/charge", {"wallet": client_wallet.token, "amount": "10.00"}, HTTP_IDEMPOTENCY_KEY="once"
+        )
+    assert response.status_code == 200, response.content
+    assert current_balance(client_wallet) == Decimal("89.00")
 
 
 def test_deposit_takes_at_most_six_statements(client_api, client_wallet, django_assert_max_num_queries):
