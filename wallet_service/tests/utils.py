@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 SAVEPOINT_RE = re.compile(r"\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
@@ -71,3 +73,59 @@ def race(calls, timeout: float = 120) -> list:
 def on_another_connection(call) -> None:
     """Run ``call`` to completion on another thread, so that it commits on its own connection."""
     race([call])
+
+
+def wait_until_blocked_on_a_lock() -> None:
+    """Return once a session on this test's database waits for a lock; fail after 30 s."""
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the second call never waited for a lock the first one holds")
+
+
+def behind_a_lock(first: Callable[[], object], second: Callable[[], object], *, refused: type[BaseException]):
+    """What ``second`` gives when it has to wait for a lock ``first`` took, and ``first`` then commits.
+
+    ``first`` runs in a transaction on its own thread and keeps it open; then ``second`` starts on another
+    thread; once it is seen waiting for a lock (``pg_stat_activity``), ``first``'s transaction commits.
+    Returns ``second``'s result, or the ``refused`` exception it raised. Both run on their own connections.
+    """
+    holding, release = threading.Event(), threading.Event()
+    outcome: list = []
+
+    def hold():
+        try:
+            with transaction.atomic():
+                first()
+                holding.set()
+                assert release.wait(30)
+        finally:
+            connections.close_all()
+
+    def wait():
+        try:
+            outcome.append(second())
+        except refused as error:
+            outcome.append(error)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(30), "the first call did not finish"
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        wait_until_blocked_on_a_lock()
+    finally:
+        release.set()
+        holder.join(30)
+        waiter.join(30)
+    assert outcome, "the second call raised something other than the expected refusal"
+    return outcome[0]

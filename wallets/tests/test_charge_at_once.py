@@ -8,12 +8,11 @@ transactional path), as a server worker knows it after a company's first charge.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Company
@@ -21,13 +20,13 @@ from accounts.tests.factories import ClientFactory, CompanyFactory
 from conftest import authenticated_client
 from events.models import Event
 from wallet_service.money import MAX_BALANCE
-from wallet_service.tests.utils import race
+from wallet_service.tests.utils import behind_a_lock, race
 from wallets import services
 from wallets.audit import ledger_audit
 from wallets.errors import BalanceOverflow, InsufficientFunds
 from wallets.models import Operation, PendingCredit
 from wallets.tests.factories import WalletFactory, current_balance
-from wallets.tests.test_hold_races import funded, wait_until_blocked_on_a_lock
+from wallets.tests.test_hold_races import funded
 from wallets.tests.test_hot_merchant import HeldWallet
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,36 +95,12 @@ def test_a_stale_snapshot_falls_back_and_sees_the_hold_placed_while_it_waited():
     transactional path, which reads the held amount again."""
     merchant, _ = known_merchant()
     customer = funded(ClientFactory().user, "100.00")
-    hold_placed, release = threading.Event(), threading.Event()
-
-    def place_hold_and_wait():
-        try:
-            with transaction.atomic():
-                services.hold_create(merchant=merchant, wallet_token=customer.token, amount=Decimal("80.00"))
-                hold_placed.set()
-                assert release.wait(30)
-        finally:
-            connections.close_all()
-
-    def charge_in_thread():
-        try:
-            return charge(merchant, customer, "30.00")
-        except InsufficientFunds as refused:
-            return refused
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=place_hold_and_wait)
-    holder.start()
-    assert hold_placed.wait(30)
-    outcome = []
-    charger = threading.Thread(target=lambda: outcome.append(charge_in_thread()))
-    charger.start()
-    wait_until_blocked_on_a_lock()
-    release.set()
-    holder.join(30)
-    charger.join(30)
-    assert isinstance(outcome[0], InsufficientFunds)  # 100 - 80 held leaves 20: 30 does not fit
+    outcome = behind_a_lock(
+        lambda: services.hold_create(merchant=merchant, wallet_token=customer.token, amount=Decimal("80.00")),
+        lambda: charge(merchant, customer, "30.00"),
+        refused=InsufficientFunds,
+    )
+    assert isinstance(outcome, InsufficientFunds)  # 100 - 80 held leaves 20: 30 does not fit
     assert current_balance(customer) == Decimal("100.00")
     assert ledger_audit().ok
 
@@ -190,36 +165,12 @@ def test_a_charge_waiting_for_the_wallet_while_a_debit_commits_never_overdraws()
     old balance. It must not decide on it."""
     merchant, _ = known_merchant()
     customer = funded(ClientFactory().user, "50.00")
-    locked, release = threading.Event(), threading.Event()
-
-    def charge_and_wait():
-        try:
-            with transaction.atomic():
-                charge(merchant, customer, "40.00")
-                locked.set()
-                assert release.wait(30)
-        finally:
-            connections.close_all()
-
-    def second_charge():
-        try:
-            return charge(merchant, customer, "40.00")
-        except InsufficientFunds as refused:
-            return refused
-        finally:
-            connections.close_all()
-
-    first = threading.Thread(target=charge_and_wait)
-    first.start()
-    assert locked.wait(30)
-    outcome = []
-    second = threading.Thread(target=lambda: outcome.append(second_charge()))
-    second.start()
-    wait_until_blocked_on_a_lock()
-    release.set()
-    first.join(30)
-    second.join(30)
-    assert isinstance(outcome[0], InsufficientFunds)
+    outcome = behind_a_lock(
+        lambda: charge(merchant, customer, "40.00"),
+        lambda: charge(merchant, customer, "40.00"),
+        refused=InsufficientFunds,
+    )
+    assert isinstance(outcome, InsufficientFunds)
     assert current_balance(customer) == Decimal("10.00")
     assert ledger_audit().ok
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections, transaction
 
 from accounts.tests.factories import ClientFactory, CompanyFactory
 from conftest import authenticated_client
-from wallet_service.tests.utils import race
+from wallet_service.tests.utils import behind_a_lock, race
 from wallets import services
 from wallets.audit import ledger_audit
 from wallets.errors import InsufficientFunds
@@ -127,48 +124,11 @@ def test_a_charge_that_waited_for_the_lock_sees_the_hold_committed_meanwhile():
     merchant = CompanyFactory().user
     WalletFactory(owner=merchant)
     customer = funded(ClientFactory().user, "100.00")
-    hold_placed, release = threading.Event(), threading.Event()
-
-    def place_hold_and_wait():
-        try:
-            with transaction.atomic():
-                services.hold_create(merchant=merchant, wallet_token=customer.token, amount=Decimal("80.00"))
-                hold_placed.set()
-                assert release.wait(30)
-        finally:
-            connections.close_all()
-
-    def charge():
-        try:
-            return services.wallet_charge(merchant=merchant, wallet_token=customer.token, amount=Decimal("30.00"))
-        except InsufficientFunds as refused:
-            return refused
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=place_hold_and_wait)
-    holder.start()
-    assert hold_placed.wait(30)
-    outcome = []
-    charger = threading.Thread(target=lambda: outcome.append(charge()))
-    charger.start()
-    wait_until_blocked_on_a_lock()
-    release.set()
-    holder.join(30)
-    charger.join(30)
-    assert isinstance(outcome[0], InsufficientFunds)  # 100 - 80 held leaves 20: 30 does not fit
+    outcome = behind_a_lock(
+        lambda: services.hold_create(merchant=merchant, wallet_token=customer.token, amount=Decimal("80.00")),
+        lambda: services.wallet_charge(merchant=merchant, wallet_token=customer.token, amount=Decimal("30.00")),
+        refused=InsufficientFunds,
+    )
+    assert isinstance(outcome, InsufficientFunds)  # 100 - 80 held leaves 20: 30 does not fit
     assert available(customer) == Decimal("20.00")
     assert ledger_audit().ok
-
-
-def wait_until_blocked_on_a_lock() -> None:
-    deadline = time.monotonic() + 30
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the charge never waited for the wallet's lock")
