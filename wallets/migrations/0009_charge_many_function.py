@@ -100,7 +100,11 @@ BEGIN
              WHERE id = p_target
             RETURNING wallets_wallet.balance INTO credited;
         ELSE
-            INSERT INTO wallets_pendingcredit (wallet_id, amount) VALUES (p_target, total);
+            -- One pending credit holds at most one operation's maximum amount (pending_credit_amount_max),
+            -- and a batch may bring up to a thousand of them: the total in as many pieces as it needs.
+            INSERT INTO wallets_pendingcredit (wallet_id, amount)
+            SELECT p_target, LEAST(total - piece * 1000000000.00, 1000000000.00)
+              FROM generate_series(0, ceil(total / 1000000000.00)::int - 1) AS piece;
         END IF;
     END IF;
     SELECT COALESCE(credited, w.balance + COALESCE((SELECT SUM(p.amount) FROM wallets_pendingcredit p

@@ -225,6 +225,44 @@ def test_a_batch_that_would_overflow_the_company_balance_leaves_nothing_behind()
     assert not PendingCredit.objects.exists() and current_balance(shop) == MAX_BALANCE - Decimal("0.30")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_bringing_more_than_one_amount_s_maximum_is_credited_while_the_company_wallet_is_busy():
+    """Credited without waiting, the batch's total becomes pending credits: each within one operation's
+    maximum (the table's CHECK), so a batch of large charges is not refused just because the lock was taken."""
+    import psycopg
+    from django.db import connection
+
+    from wallet_service.money import MAX_AMOUNT
+    from wallets.models import PendingCredit
+
+    company = CompanyFactory().user
+    shop = WalletFactory(owner=company)
+    api = authenticated_client(company)
+    customers = [WalletFactory() for _ in range(3)]
+    for customer in customers:
+        services.wallet_deposit(owner=customer.owner, wallet_token=customer.token, amount=MAX_AMOUNT)
+    items = [
+        {"wallet": customer.token, "amount": str(amount)}
+        for customer, amount in zip(customers, (MAX_AMOUNT, MAX_AMOUNT, Decimal("0.01")), strict=True)
+    ]
+    with psycopg.connect(
+        **connection.get_connection_params()
+    ) as other:  # another transaction holds the company's wallet
+        other.execute("SELECT 1 FROM wallets_wallet WHERE id = %s FOR NO KEY UPDATE", [shop.pk])
+        response = bulk(api, items)
+        assert response.status_code == 200, response.content
+        assert [result["status"] for result in response.json()["results"]] == [200, 200, 200]
+        total = 2 * MAX_AMOUNT + Decimal("0.01")
+        assert response.json()["balance"] == str(total)
+        assert sorted(PendingCredit.objects.values_list("amount", flat=True)) == [
+            Decimal("0.01"),
+            MAX_AMOUNT,
+            MAX_AMOUNT,
+        ]
+    assert current_balance(shop) == total
+    assert ledger_audit().ok
+
+
 @pytest.mark.django_db
 def test_a_batch_with_nothing_to_record_answers_each_item_and_writes_nothing(company_api, shop):
     response = bulk(
