@@ -82,11 +82,12 @@ def policy_from_settings() -> DeliveryPolicy:
 # --- Fan-out ---------------------------------------------------------------------------------------
 
 FANOUT = """
-WITH position AS (SELECT event_xid, event_id FROM events_webhookfanout WHERE id = 1),
-batch AS (
+WITH batch AS (
+    -- The position as a row subquery: an index bound on event_commit_order_idx, so a batch reads only the
+    -- events past it (joined from a CTE, the row comparison was a filter over every event from the first).
     SELECT e.id, e.xid, e.owner_id, e.type, e.created_at
-      FROM events_event e, position p
-     WHERE (e.xid, e.id) > (p.event_xid, p.event_id)
+      FROM events_event e
+     WHERE (e.xid, e.id) > (SELECT event_xid, event_id FROM events_webhookfanout WHERE id = 1)
        AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
      ORDER BY e.xid, e.id
      LIMIT %(limit)s
