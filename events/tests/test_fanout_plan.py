@@ -1,4 +1,5 @@
-"""The fan-out reads only the events past its position, however many came before: measured with EXPLAIN ANALYZE."""
+"""The fan-out, and the metrics' oldest event not yet fanned out, read only the events past the fan-out's position,
+however many came before: measured with EXPLAIN ANALYZE."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from django.db import connection
 
 from accounts.tests.factories import ClientFactory
-from events.webhooks import delivery
+from events.webhooks import delivery, metrics
 
 EARLIER = 20_000
 LATER = 10
@@ -20,8 +21,24 @@ def nodes(plan: dict):
         yield from nodes(child)
 
 
-@pytest.mark.django_db
-def test_a_fan_out_batch_reads_the_events_past_its_position_not_every_event_from_the_first():
+def events_read(statement: str, params: dict | None = None) -> int:
+    """The rows of events_event ``statement`` read (returned by its scans or removed by their filters and joins)."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params)
+        (plan,) = cursor.fetchone()
+    plan = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
+    read = 0
+    for node in nodes(plan):
+        if node.get("Relation Name") == "events_event":
+            read += node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+        read += node.get("Rows Removed by Join Filter", 0)
+    return read
+
+
+@pytest.fixture
+def position() -> int:
+    """EARLIER events already fanned out and LATER not, all of long-finished transactions (xid 3, the first
+    normal one); the fan-out's position: the last of the EARLIER."""
     owner = ClientFactory().user
     with connection.cursor() as cursor:
         # Events of long-finished transactions (xid 3, the first normal one): EARLIER already fanned out, LATER not.
@@ -35,15 +52,19 @@ def test_a_fan_out_batch_reads_the_events_past_its_position_not_every_event_from
         cursor.execute(delivery.FANOUT_ROW)
         cursor.execute("UPDATE events_webhookfanout SET event_xid = '3', event_id = %s", [position])
         cursor.execute("ANALYZE events_event")
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + delivery.FANOUT, {"limit": 1000})
-        (plan,) = cursor.fetchone()
+    return position
+
+
+@pytest.mark.django_db
+def test_a_fan_out_batch_reads_the_events_past_its_position_not_every_event_from_the_first(position):
+    read = events_read(delivery.FANOUT, {"limit": 1000})
+    assert 0 < read <= 2 * LATER, read  # was every event from the first: EARLIER + LATER
+    with connection.cursor() as cursor:
         cursor.execute("SELECT event_id FROM events_webhookfanout")
-        (moved_to,) = cursor.fetchone()
-    plan = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
-    scans = [node for node in nodes(plan) if node.get("Relation Name") == "events_event"]
-    assert scans, plan
-    read = sum(
-        node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0) for node in scans
-    ) + sum(node.get("Rows Removed by Join Filter", 0) for node in nodes(plan))
-    assert read <= 2 * LATER, read  # was every event from the first: EARLIER + LATER
-    assert moved_to == position + LATER
+        assert cursor.fetchone() == (position + LATER,)
+
+
+@pytest.mark.django_db
+def test_the_metrics_read_the_events_past_the_fan_out_position_not_every_event_from_the_first(position):
+    read = events_read(metrics.STATE)
+    assert 0 < read <= 2 * LATER, read

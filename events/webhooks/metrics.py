@@ -31,8 +31,8 @@ SELECT (SELECT count(*) FROM events_webhookdelivery WHERE status = 'pending'),
               FROM events_webhookdelivery d JOIN events_event e ON e.id = d.event_id
              WHERE d.status = 'pending'),
            (SELECT EXTRACT(EPOCH FROM now() - e.created_at)
-              FROM events_event e, events_webhookfanout f
-             WHERE f.id = 1 AND (e.xid, e.id) > (f.event_xid, f.event_id)
+              FROM events_event e
+             WHERE (e.xid, e.id) > (SELECT event_xid, event_id FROM events_webhookfanout WHERE id = 1)
                AND EXISTS (SELECT 1 FROM events_webhookendpoint w WHERE w.owner_id = e.owner_id)
              ORDER BY e.xid, e.id LIMIT 1),
            0)
