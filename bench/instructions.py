@@ -45,8 +45,9 @@ DATA = VAR / "data.json"
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/wallet_service_instructions"
 WARMUP = 20
 SCENARIOS = tuple(os.environ.get("INSTRUCTIONS_SCENARIOS", "charge deposit info").split())
-if not SCENARIOS or set(SCENARIOS) - {"charge", "deposit", "info"}:
-    sys.exit("INSTRUCTIONS_SCENARIOS: one or more of charge, deposit, info")
+if not SCENARIOS or set(SCENARIOS) - {"charge", "deposit", "info", "bulk"}:
+    sys.exit("INSTRUCTIONS_SCENARIOS: one or more of charge, deposit, info, bulk")
+BULK_BATCH = 100  # charges per request of the bulk scenario (POST /wallet/charges), as in make bench
 COMPANIES, CLIENTS, WALLETS_PER_CLIENT = 10, 2, 10
 PASSWORD = "instructions-Passw0rd"
 
@@ -147,6 +148,15 @@ def requests(scenario: str, data: dict, count: int, start: int):
         wallet = client["wallets"][(i // len(clients)) % len(client["wallets"])]
         if scenario == "info":
             yield scope("GET", f"/wallet/info/{wallet}", client["key"], b""), b"", 200
+            continue
+        if scenario == "bulk":  # a batch of BULK_BATCH charges over every client wallet, by one company
+            wallets = [w for c in clients for w in c["wallets"]]
+            items = [
+                {"wallet": wallets[(i + n) % len(wallets)], "amount": "0.01", "summary": f"bulk {i}-{n}"}
+                for n in range(BULK_BATCH)
+            ]
+            body = json.dumps({"charges": items}).encode()
+            yield scope("POST", "/wallet/charges", data["companies"][i % len(data["companies"])], body), body, 200
             continue
         key = data["companies"][i % len(data["companies"])] if scenario == "charge" else client["key"]
         body = json.dumps({"wallet": wallet, "amount": "0.01", "summary": f"{scenario} {i}"}).encode()
