@@ -47,8 +47,10 @@ class RefundOutput(WalletOutput):
 
 
 class ChargeResult(TypedDict):
-    status: Annotated[Literal[200, 402, 404, 400], Doc("What the charge would have answered alone.")]
-    code: NotRequired[Annotated[Literal["insufficient_funds", "not_found", "same_wallet"], Doc("Absent for a 200.")]]
+    status: Annotated[Literal[200, 402, 404, 400, 429], Doc("What the charge would have answered alone.")]
+    code: NotRequired[
+        Annotated[Literal["insufficient_funds", "not_found", "same_wallet", "throttled"], Doc("Absent for a 200.")]
+    ]
     operation: NotRequired[Annotated[int, Doc("The recorded operation (a 200's charge, a 402's failed charge).")]]
 
 

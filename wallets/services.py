@@ -765,7 +765,8 @@ class ChargeRequest(NamedTuple):
 
 
 class ChargeOutcome(NamedTuple):
-    """One item of a bulk charge: ``status`` 200, 402 (with ``operation``), 404 or 400 (same_wallet)."""
+    """One item of a bulk charge: ``status`` 200, 402 (with ``operation``), 404, 400 (same_wallet) or 429 (throttled:
+    refused past WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR, where it is set)."""
 
     status: int
     code: str | None = None
@@ -830,6 +831,7 @@ def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkR
         "amounts": [charges[index].amount for index, *_ in recorded],
         "summaries": [charges[index].summary for index, *_ in recorded],
         "events": json.dumps(events),
+        "refused_limit": settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR,
     }
     # Everything under the wallets' locks is this one statement (wallets/migrations/0009): outside a transaction
     # it is its own, so the locks it takes are released when it ends, with no round trip in between; inside one
@@ -837,7 +839,7 @@ def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkR
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql.CHARGE_MANY, params)
-            decided, balance, held = cursor.fetchone()
+            decided, balance, held, throttled = cursor.fetchone()
     except (IntegrityError, DataError) as error:
         # Numeric overflow, the balance CHECK constraints, or the company's money over MAX_BALANCE (a pending
         # credit must stay foldable: the function refuses it): nothing of the batch was written.
@@ -846,11 +848,14 @@ def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkR
     by_index = {
         index: (operation_id, outcome) for (index, operation_id, _), outcome in zip(recorded, decided, strict=True)
     }
+    throttled_items = {recorded[ordinal - 1][0] for ordinal in throttled}  # the function's ordinals count from 1
     outcomes: list[ChargeOutcome] = []
     total, succeeded, failed = Decimal("0.00"), 0, 0
     for index, charge in enumerate(charges):
         operation_id, outcome = by_index.get(index, (None, None))
-        if outcome is None:  # not recorded: the company's own wallet, or no such wallet
+        if index in throttled_items:  # refused past the company's limit on this wallet: not recorded
+            outcomes.append(ChargeOutcome(429, "throttled"))
+        elif outcome is None:  # not recorded: the company's own wallet, or no such wallet
             same = charge.wallet_token == merchant_wallet.token
             outcomes.append(ChargeOutcome(400, "same_wallet") if same else ChargeOutcome(404, "not_found"))
         elif outcome:

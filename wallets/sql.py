@@ -294,11 +294,12 @@ SELECT 'charged', id, token, owner_id, name, NULL FROM charged
 # locks the charged wallets in id order, folds their pending credits, decides each item in order, writes the
 # debits, the operations and their events (``events``: rendered by the caller, the outcome and the date added
 # by the function) and credits the company without waiting. Returns each recorded item's outcome (true: paid,
-# false: refused, NULL: its wallet is gone) and the company wallet's money and held amount after it. Not
+# false: refused, NULL: its wallet is gone or it was refused past ``refused_limit``, 0: no limit: the ordinals in
+# ``throttled``, wallets/migrations/0010) and the company wallet's money and held amount after it. Not
 # statements sent one by one: each round trip back to the worker would be spent holding the locks.
 CHARGE_MANY = """
 SELECT * FROM wallet_charge_many(%(target)s, %(ids)s::bigint[], %(sources)s::bigint[], %(amounts)s::numeric[],
-                                 %(summaries)s::text[], %(events)s::jsonb)
+                                 %(summaries)s::text[], %(events)s::jsonb, %(refused_limit)s)
 """
 
 # The refused attempts (failed charges and holds) of one company's wallet on one wallet within the

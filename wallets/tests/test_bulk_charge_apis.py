@@ -272,3 +272,38 @@ def test_a_batch_with_nothing_to_record_answers_each_item_and_writes_nothing(com
     assert response.json()["results"] == [{"status": 404, "code": "not_found"}, {"status": 400, "code": "same_wallet"}]
     assert response.json()["balance"] == "0.00"
     assert not Operation.objects.exists() and not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_items_refused_past_the_company_s_limit_on_a_wallet_are_429_and_leave_no_trace(settings, company_api, shop):
+    settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR = 3
+    customer, other = WalletFactory(balance=Decimal("50.00")), WalletFactory(balance=Decimal("1.00"))
+    # A lone refused charge counts toward the limit, as the batch's refusals do, in order.
+    lone = company_api.post("/wallet/charge", {"wallet": customer.token, "amount": "100.00"}, format="json")
+    assert_problem(lone, 402, "insufficient_funds")
+    response = bulk(
+        company_api,
+        [
+            {"wallet": customer.token, "amount": "100.00"},  # the 2nd refusal
+            {"wallet": customer.token, "amount": "75.00"},  # the 3rd
+            {"wallet": customer.token, "amount": "60.00"},  # past the limit: bisection stops here
+            {"wallet": customer.token, "amount": "10.00"},  # a charge that fits is never limited
+            {"wallet": other.token, "amount": "5.00"},  # another wallet has its own count
+            {"wallet": customer.token, "amount": "45.00"},
+        ],
+    )
+    assert response.status_code == 200, response.content
+    statuses = [(item["status"], item.get("code")) for item in response.json()["results"]]
+    assert statuses == [
+        (402, "insufficient_funds"),
+        (402, "insufficient_funds"),
+        (429, "throttled"),
+        (200, None),
+        (402, "insufficient_funds"),
+        (429, "throttled"),
+    ]
+    assert all("operation" not in item for item in response.json()["results"] if item["status"] == 429)
+    assert Operation.objects.filter(success=False, source=customer).count() == 3
+    assert Operation.objects.filter(success=False).count() == 4
+    assert Event.objects.filter(type="charge.failed").count() == 2 * 4
+    assert current_balance(customer) == Decimal("40.00") and current_balance(shop) == Decimal("10.00")
