@@ -29,6 +29,7 @@ from accounts.models import User
 from events.models import new_event_id
 from events.services import events_write
 from wallet_service.api.errors import ServiceError
+from wallet_service.conflicts import retried_on_conflict
 from wallet_service.money import MAX_BALANCE
 from wallets import metrics, sql
 from wallets.errors import (
@@ -317,6 +318,7 @@ def _remember_merchant_wallet(merchant_id: int, wallet_id: int, party: Party) ->
     _merchant_wallets[merchant_id] = (wallet_id, party)
 
 
+@retried_on_conflict
 def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: str = "") -> Operation:
     """Add ``amount`` to one of ``owner``'s wallets and record the deposit, atomically.
 
@@ -337,7 +339,6 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
             wallet.pk, amount, over_max=f"The deposit would take the balance over {MAX_BALANCE}."
         )
         wallet.balance = wallet.current_balance  # its pending credits were just folded in: the row's balance
-        metrics.record_deposit(amount=amount)
         operation = _record(
             Operation.Kind.DEPOSIT,
             source=None,
@@ -349,8 +350,9 @@ def wallet_deposit(*, owner: User, wallet_token: str, amount: Decimal, summary: 
             success=True,
             event_type="deposit.succeeded",
         )
-        operation.target = wallet
-        return operation
+    metrics.record_deposit(amount=amount)  # once committed: a conflict's rollback is run again
+    operation.target = wallet
+    return operation
 
 
 REFUSED_ATTEMPTS_WINDOW = timedelta(hours=1)
@@ -496,6 +498,7 @@ def _charge_at_once(*, merchant: User, wallet_token: str, amount: Decimal, summa
     return _charged(row, source_id=source_id, merchant_wallet=merchant_wallet, amount=amount, summary=summary)
 
 
+@retried_on_conflict
 def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary: str = "") -> Operation:
     """Move ``amount`` from the wallet ``wallet_token`` to ``merchant``'s wallet, atomically.
 
@@ -509,7 +512,8 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
     Only the charged wallet is locked for the whole transaction: its money is checked. The
     merchant's wallet is credited without waiting for its lock (see _credit_without_waiting), so a
     merchant receiving every charge is not a queue. A charge that succeeds is usually one statement
-    (_charge_at_once, docs/LEDGER.md); the transactional path below decides everything else.
+    (_charge_at_once, docs/LEDGER.md); the transactional path below decides everything else. A charge that
+    PostgreSQL aborts for a deadlock is run again (wallet_service.conflicts), outside a caller's transaction.
     """
     if merchant.kind != User.Kind.COMPANY:
         raise NotAMerchant()
@@ -528,7 +532,7 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
             operation = _charge_writes(debit, amount=amount, summary=summary)
         else:
             operation = _record_refused(kind=Operation.Kind.CHARGE, debit=debit, amount=amount, summary=summary)
-        metrics.record_charge(amount=amount, success=success)
+    metrics.record_charge(amount=amount, success=success)  # once committed: a conflict's rollback is run again
     # Outside the atomic block: the failed attempt is committed before the error is raised.
     if not operation.success:
         raise InsufficientFunds(operation)
@@ -538,6 +542,7 @@ def wallet_charge(*, merchant: User, wallet_token: str, amount: Decimal, summary
 HOLD_DEFAULT_EXPIRY = timedelta(days=7)
 
 
+@retried_on_conflict
 def hold_create(
     *,
     merchant: User,
@@ -622,6 +627,7 @@ def _lock_hold(*, merchant: User, hold_id: str) -> LockedHold:
     return hold
 
 
+@retried_on_conflict
 def hold_capture(*, merchant: User, hold_id: str, amount: Decimal | None = None, final: bool = True) -> HoldRow:
     """Move ``amount`` (default: all that remains) of a pending hold from the held wallet to the
     merchant's, recorded as a ``capture``. ``final`` releases the rest and resolves the hold.
@@ -659,6 +665,7 @@ def hold_capture(*, merchant: User, hold_id: str, amount: Decimal | None = None,
     return row
 
 
+@retried_on_conflict
 def hold_void(*, merchant: User, hold_id: str) -> HoldRow:
     """Release what a pending hold still reserves; nothing moves. HoldNotFound, HoldNotPending."""
     with transaction.atomic():
@@ -694,6 +701,7 @@ class RefundResult(NamedTuple):
     merchant_wallet: Wallet  # with current_balance and held
 
 
+@retried_on_conflict
 def wallet_refund(
     *, merchant: User, operation_id: int, amount: Decimal | None = None, summary: str = ""
 ) -> RefundResult:
@@ -778,6 +786,7 @@ class BulkResult(NamedTuple):
     merchant_wallet: Wallet  # with current_balance and held
 
 
+@retried_on_conflict
 def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkResult:
     """Run ``charges`` in order, each as ``wallet_charge`` would alone, in ONE transaction.
 
