@@ -9,6 +9,7 @@ sees the operation (wallets.items: the other party's token masked).
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Literal
 
 from django.conf import settings
@@ -32,7 +33,15 @@ EventType = Literal[EVENT_TYPES]  # the enum of the response shapes that name ev
 
 
 def new_event_id() -> str:
-    return "evt_" + secrets.token_urlsafe(16)
+    """``evt_``, the millisecond it was made in 12 hex digits, then 12 random bytes (URL-safe base64): 32 characters.
+
+    Time first so that new ids sort together: each insert into the unique index on ``public_id`` lands on the
+    index's newest pages instead of a random one. With purely random ids every event dirtied a random leaf page,
+    each one's first change after a checkpoint a full-page image in the WAL: a batch of 100 charges (200 events)
+    wrote about 1.16 MB of WAL instead of 0.38 MB and cost PostgreSQL a third more CPU (docs/SCALING.md). Ids stay
+    opaque and unguessable (96 random bits); the feed orders by commit, never by id.
+    """
+    return f"evt_{time.time_ns() // 1_000_000:012x}{secrets.token_urlsafe(12)}"
 
 
 class Event(models.Model):
