@@ -122,6 +122,18 @@ def all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
+def descendants(root: int, parents: dict[int, int]) -> set[int]:
+    """``root`` and all its descendants, given every process's parent."""
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    return members
+
+
 def tree_ticks(root: int) -> int:
     """CPU ticks of ``root`` and all its descendants, including children they have reaped."""
     parents: dict[int, int] = {}
@@ -130,14 +142,45 @@ def tree_ticks(root: int) -> int:
         stat = proc_stat(pid)
         if stat:
             parents[pid], ticks[pid] = stat
-    members, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in members:
-                members.add(pid)
-                frontier.append(pid)
-    return sum(ticks.get(pid, 0) for pid in members)
+    return sum(ticks.get(pid, 0) for pid in descendants(root, parents))
+
+
+def worker_pid(root: int) -> int | None:
+    """The ``manage.py worker`` process that `make run` starts beside the app server (under ``root``)."""
+    parents = {pid: stat[0] for pid in all_pids() if (stat := proc_stat(pid))}
+    for pid in descendants(root, parents):
+        try:
+            if b"manage.py\0worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def local_ports(pid: int) -> set[int]:
+    """The local TCP ports of ``pid``'s sockets (its database connections among them)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def machine_busy_ticks() -> int:
@@ -153,8 +196,11 @@ class PostgresSampler:
 
     AUX = ("walwriter", "checkpointer", "background writer", "autovacuum", "logical replication")
 
-    def __init__(self, dbname: str):
+    def __init__(self, dbname: str, worker: int | None = None):
         self.dbname = dbname
+        self.worker = worker  # the webhook worker's pid: its backends are also counted apart
+        self.worker_ports: set[int] = set()
+        self.worker_backends: set[int] = set()
         self.start: dict[int, int] = {}
         self.last: dict[int, tuple[str, int]] = {}
         self.stop_event = threading.Event()
@@ -168,12 +214,16 @@ class PostgresSampler:
         if not title.startswith("postgres: "):
             return None
         if f" {self.dbname} " in title:
+            if any(f"({port})" in title for port in self.worker_ports):
+                self.worker_backends.add(pid)
             return "backend"
         if any(name in title for name in self.AUX):
             return "aux"
         return None
 
     def sample(self, first: bool = False) -> None:
+        if self.worker:
+            self.worker_ports |= local_ports(self.worker)
         for pid in all_pids():
             kind = self.classify(pid)
             stat = proc_stat(pid) if kind else None
@@ -200,14 +250,24 @@ class PostgresSampler:
     def ticks(self, kind: str) -> int:
         return sum(value - self.start.get(pid, 0) for pid, (k, value) in self.last.items() if k == kind)
 
+    def worker_ticks(self) -> int:
+        """Of the backends' ticks, those of the webhook worker's connections."""
+        return sum(
+            value - self.start.get(pid, 0) for pid, (_, value) in self.last.items() if pid in self.worker_backends
+        )
+
 
 def measure(run, *, server_pid: int | None, dbname: str):
-    """Run ``run()`` and return (its result, wall seconds, CPU seconds per process group)."""
+    """Run ``run()`` and return (its result, wall seconds, CPU seconds per process group). The webhook
+    worker's share (its process, within ``server``, and its connections' backends, within ``database``) is
+    also returned apart, as ``worker`` and ``database_worker`` (not added into ``other``)."""
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = tree_ticks(server_pid) if server_pid else 0
+    worker = worker_pid(server_pid) if server_pid else None
+    worker_before = (proc_stat(worker) or (0, 0))[1] if worker else 0
     machine_before = machine_busy_ticks()
     started = time.monotonic()
-    with PostgresSampler(dbname) as postgres:
+    with PostgresSampler(dbname, worker) as postgres:
         result = run()
     wall = time.monotonic() - started
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -224,6 +284,9 @@ def measure(run, *, server_pid: int | None, dbname: str):
     }
     cpu["other"] = round(max(0.0, machine - sum(cpu.values())), 2)
     cpu["machine"] = round(machine, 2)
+    if worker:
+        cpu["worker"] = round(((proc_stat(worker) or (0, worker_before))[1] - worker_before) / TICK, 2)
+        cpu["database_worker"] = round(postgres.worker_ticks() / TICK, 2)
     return result, wall, cpu
 
 
@@ -697,7 +760,8 @@ def machine_info() -> dict:
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1 answering 204 at once, counting deliveries and when they came."""
+    """A webhook receiver on 127.0.0.1 answering 204 at once, counting deliveries and when they came.
+    HTTP/1.1: it keeps connections alive, as any web server does."""
 
     def __init__(self):
         import http.server
@@ -706,6 +770,8 @@ class Receiver:
         self.times: list[float] = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.times.append(time.monotonic())
@@ -715,7 +781,10 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 128  # the worker opens dozens of connections at once
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -852,6 +921,15 @@ def main() -> int:
                     # From the scenario's start to the last delivery of its events: the worker's pace.
                     span = (times[-1] - began) if times else 0.0
                     result["webhook_deliveries_per_s"] = round(len(times) / span, 1) if span else 0.0
+                    # The worker's CPU (its process, its connections' backends) was measured while wrk ran:
+                    # per delivery made in that time.
+                    within = sum(1 for moment in times if moment <= began + wall)
+                    result["webhook_deliveries_while_measured"] = within
+                    result["cpu_ms_per_delivery"] = {
+                        key: round(cpu[key] * 1000 / within, 3) if within else None
+                        for key in ("worker", "database_worker")
+                        if key in cpu
+                    }
                     receiver.server.shutdown()
             result["wall_s"] = round(wall, 1)
             result["cpu_s"] = cpu
@@ -871,7 +949,8 @@ def main() -> int:
             if "charges_per_s" in result:
                 line += f" ({result['charges_per_s']:.1f} charges/s)"
             if "webhook_deliveries" in result:
-                line += f" ({result['webhook_deliveries']} webhooks, {result['webhook_deliveries_per_s']}/s)"
+                line += f" ({result['webhook_deliveries']} webhooks, {result['webhook_deliveries_per_s']}/s;"
+                line += f" CPU ms per delivery: {result['cpu_ms_per_delivery']})"
             if "p99_ms" in result:
                 line += f"  p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  non-2xx {result['non2xx']}"
             line += "  cpu s: " + " ".join(f"{key}={value}" for key, value in cpu.items())
