@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import socket
 import ssl
 import threading
 import time
@@ -17,11 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a worker opens dozens of connections at once
+
+
 class Received:
-    def __init__(self, headers: dict[str, str], body: bytes, path: str):
+    def __init__(self, headers: dict[str, str], body: bytes, path: str, peer: tuple = ()):
         self.headers = headers
         self.body = body
         self.path = path
+        self.peer = peer  # the client's (address, port): one per connection
         self.at = time.monotonic()
 
     @property
@@ -31,23 +38,47 @@ class Received:
 
 class Receiver:
     """``answer(request) -> (status, body)`` decides each answer (default 200). ``delay`` seconds are
-    slept before answering. ``overlaps`` lists webhook-ids that were being handled twice at once."""
+    slept before answering. ``overlaps`` lists webhook-ids that were being handled twice at once.
+    ``hang_up_after`` (seconds): after each answer, wait that long, then close the connection without
+    having said so (no ``Connection: close``) and without reading what came meanwhile, as a server whose
+    idle timeout ends a kept-alive connection just as the client sends on it."""
 
-    def __init__(self, answer: Callable[[Received], tuple[int, bytes]] | None = None, *, port: int = 0, delay=0.0):
+    def __init__(
+        self,
+        answer: Callable[[Received], tuple[int, bytes]] | None = None,
+        *,
+        port: int = 0,
+        delay=0.0,
+        hang_up_after: float | None = None,
+    ):
         self.answer = answer or (lambda request: (200, b"ok"))
         self.delay = delay
+        self.hang_up_after = hang_up_after
         self.received: list[Received] = []
         self.overlaps: list[str] = []
         self.active: set[str] = set()
+        self.connections: set = set()  # open ones, ended by stop()
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.1"  # connections kept alive, as the worker's client keeps them
+
+            def setup(self):
+                super().setup()
+                with receiver.lock:
+                    receiver.connections.add(self.connection)
+
+            def finish(self):
+                with receiver.lock:
+                    receiver.connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                request = Received({k.lower(): v for k, v in self.headers.items()}, body, self.path)
+                request = Received(
+                    {k.lower(): v for k, v in self.headers.items()}, body, self.path, self.client_address
+                )
                 event_id = request.headers.get("webhook-id", "")
                 with receiver.lock:
                     if event_id in receiver.active:
@@ -68,11 +99,15 @@ class Receiver:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(answer)
+                if receiver.hang_up_after is not None:
+                    self.wfile.flush()
+                    time.sleep(receiver.hang_up_after)
+                    self.close_connection = True
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -84,6 +119,11 @@ class Receiver:
     def url(self, host: str = "127.0.0.1", path: str = "/hooks") -> str:
         scheme = "https" if isinstance(self.server.socket, ssl.SSLSocket) else "http"
         return f"{scheme}://{host}:{self.port}{path}"
+
+    def peers(self) -> list[tuple]:
+        """The connection each request came on, in order."""
+        with self.lock:
+            return [request.peer for request in self.received]
 
     def ids(self) -> list[str]:
         with self.lock:
@@ -104,9 +144,16 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        """Stop listening and end every connection still open (kept alive by a client): a receiver
+        stopped is gone, as a process that exits."""
         if self.thread.is_alive():
             self.server.shutdown()
         self.server.server_close()
+        with self.lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 def self_signed(directory: Path, name: str = "localhost") -> tuple[Path, Path]:

@@ -3,7 +3,10 @@ no redirects, a capped answer, and addresses checked at each send."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
+import threading
 import time
 
 import pytest
@@ -93,3 +96,70 @@ def test_nobody_listening_is_a_network_error(allow_private):
     receiver.stop()
     outcome = client.send(url, b"{}", {})
     assert outcome.outcome == "network_error" and "127.0.0.1" in outcome.error
+
+
+def test_a_connection_is_kept_alive_for_the_next_attempts_to_the_same_address(allow_private):
+    receiver = Receiver().start()
+    try:
+        for _ in range(3):
+            assert client.send(receiver.url(), b"{}", {}).delivered
+        assert len(receiver.received) == 3 and len(set(receiver.peers())) == 1
+    finally:
+        receiver.stop()
+
+
+def test_a_kept_connection_its_server_closed_is_replaced_and_the_request_sent_once(allow_private):
+    # The server ends each connection 0.3 s after answering, without saying so: the second request goes
+    # out on the kept connection, the server drops it unread, and it is sent again on a new connection.
+    receiver = Receiver(hang_up_after=0.3).start()
+    try:
+        assert client.send(receiver.url(), b'{"n":1}', {"webhook-id": "evt_1"}).delivered
+        second = client.send(receiver.url(), b'{"n":2}', {"webhook-id": "evt_2"})
+        assert second.delivered, second
+        assert receiver.ids() == ["evt_1", "evt_2"]
+        assert len(set(receiver.peers())) == 2
+        time.sleep(0.4)  # now closed before the next attempt: found so before sending
+        assert client.send(receiver.url(), b'{"n":3}', {"webhook-id": "evt_3"}).delivered
+        assert receiver.ids() == ["evt_1", "evt_2", "evt_3"] and len(set(receiver.peers())) == 3
+    finally:
+        receiver.stop()
+
+
+def test_a_kept_connection_is_not_used_once_its_host_fails_the_check(settings):
+    settings.WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE = True
+    receiver = Receiver().start()
+    try:
+        assert client.send(receiver.url("localhost"), b"{}", {}).delivered
+        settings.WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE = False
+        assert client.send(receiver.url("localhost"), b"{}", {}).outcome == "refused"
+        assert len(receiver.received) == 1
+    finally:
+        receiver.stop()
+
+
+def test_an_answer_trickling_in_ends_at_the_deadline(allow_private):
+    # One byte of the status line every 0.1 s: each read is quick, their sum is not.
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.1):
+                    return
+                with contextlib.suppress(OSError):
+                    conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        outcome = client.send(f"http://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {}, timeout=1)
+        assert outcome.outcome == "network_error" and "deadline" in outcome.error, outcome
+        assert time.monotonic() - started < 1.5
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
