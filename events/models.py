@@ -136,7 +136,8 @@ class WebhookDelivery(models.Model):
     again when the lease runs out.
     """
 
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: webhook_delivery_once's (endpoint, event) serves lookups by endpoint.
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+", db_index=False)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.IntegerField(default=0)
@@ -155,11 +156,19 @@ class WebhookDelivery(models.Model):
                 condition=models.Q(status__in=DeliveryStatus.values), name="webhook_delivery_status_valid"
             ),
         ]
+        # Every change of state is a new row version with an entry in each index whose rows it is in: a
+        # delivery is made, leased, then delivered, so indexes are few and partial (the purge's two each
+        # hold only the rows it deletes).
         indexes = [
             models.Index(
                 fields=["next_attempt_at"], name="webhook_delivery_due_idx", condition=models.Q(status="pending")
             ),
-            models.Index(fields=["delivered_at"], name="webhook_delivery_done_idx"),
+            models.Index(
+                fields=["delivered_at"], name="webhook_delivery_done_idx", condition=models.Q(status="delivered")
+            ),
+            models.Index(
+                fields=["last_attempt_at"], name="webhook_delivery_failed_idx", condition=models.Q(status="failed")
+            ),
         ]
 
     def __str__(self) -> str:

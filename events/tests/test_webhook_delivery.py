@@ -6,18 +6,29 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.utils import timezone
 from standardwebhooks import Webhook
 
 from accounts.tests.factories import ClientFactory, CompanyFactory
 from conftest import authenticated_client
-from events.models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint
+from events.models import (
+    DeliveryStatus,
+    Event,
+    WebhookAttemptCount,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookFanout,
+)
 from events.tests.receiver import Receiver
-from events.webhooks import delivery
+from events.webhooks import client, delivery
 from events.webhooks.delivery import DeliveryPolicy, Dispatcher
 from wallets import services
 from wallets.tests.factories import WalletFactory
@@ -319,3 +330,125 @@ def test_metrics_and_purge(receiver, dispatcher, api_client):
     call_command("purge_webhook_deliveries", "--days", "0")
     assert WebhookDelivery.objects.count() == 0
     assert DeliveryStatus.DELIVERED == "delivered"
+
+
+def test_events_of_owners_without_endpoints_are_passed_and_an_endpoint_made_later_gets_what_follows(receiver):
+    api = authenticated_client(ClientFactory().user)
+    wallet = WalletFactory(owner=api.user)
+    services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("1"))
+    feed_passed(str(Event.objects.get().xid))
+    assert delivery.fan_out(FAST) == 0
+    (position,) = WebhookFanout.objects.values_list("event_id", flat=True)
+    assert position == Event.objects.get().id  # passed, though no delivery was made
+    subscribe(api, receiver.url())
+    services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("2"))
+    later = Event.objects.order_by("-id").first()
+    feed_passed(str(later.xid))
+    assert delivery.fan_out(FAST) == 1
+    assert list(WebhookDelivery.objects.values_list("event_id", flat=True)) == [later.id]
+
+
+def test_the_fan_out_makes_its_position_again_if_it_is_gone(receiver):
+    api = authenticated_client(ClientFactory().user)
+    subscribe(api, receiver.url())
+    WebhookFanout.objects.all().delete()  # as a flush leaves it
+    wallet = WalletFactory(owner=api.user)
+    services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal("1"))
+    feed_passed(str(Event.objects.get().xid))
+    assert delivery.fan_out(FAST) == 1
+    assert WebhookFanout.objects.get().event_id == Event.objects.get().id
+
+
+def pending_deliveries(receiver: Receiver, count: int, endpoints: int = 1) -> list[WebhookEndpoint]:
+    """``count`` deposits for each of ``endpoints`` subscribed users, fanned out."""
+    users = []
+    for _ in range(endpoints):
+        api = authenticated_client(ClientFactory().user)
+        subscribe(api, receiver.url())
+        users.append((api.user, WalletFactory(owner=api.user)))
+    for user, wallet in users:
+        for cents in range(1, count + 1):
+            services.wallet_deposit(owner=user, wallet_token=wallet.token, amount=Decimal(cents) / 100)
+    feed_passed(str(Event.objects.order_by("-id").values_list("xid", flat=True).first()))
+    assert delivery.fan_out(FAST) == count * endpoints
+    return list(WebhookEndpoint.objects.order_by("id"))
+
+
+def test_fan_out_claim_and_record_are_one_statement_each_for_many_deliveries(receiver, django_assert_num_queries):
+    api = authenticated_client(ClientFactory().user)
+    subscribe(api, receiver.url())
+    wallet = WalletFactory(owner=api.user)
+    for cents in range(1, 7):
+        services.wallet_deposit(owner=api.user, wallet_token=wallet.token, amount=Decimal(cents))
+    feed_passed(str(Event.objects.order_by("-id").values_list("xid", flat=True).first()))
+    with django_assert_num_queries(1):
+        assert delivery.fan_out(FAST) == 6
+    policy = replace(FAST, per_endpoint=8)
+    with django_assert_num_queries(1):
+        claims = delivery.claim(policy, slots=8)
+    assert len(claims) == 6
+    outcomes = [client.Outcome("delivered", status=204)] * 4 + [client.Outcome("http_error", 500, "HTTP 500")] * 2
+    results = [(claim_, outcome, 0.01, time.time()) for claim_, outcome in zip(claims, outcomes, strict=True)]
+    with django_assert_num_queries(1):
+        delivery.record(policy, results)
+    assert WebhookDelivery.objects.filter(status="delivered").count() == 4
+    retried = WebhookDelivery.objects.filter(status="pending")
+    assert [(row.attempts, row.last_status, row.last_error) for row in retried] == [(1, 500, "HTTP 500")] * 2
+    counts = dict(WebhookAttemptCount.objects.values_list("outcome", "count"))
+    assert counts == {"delivered": 4, "http_error": 2}
+
+
+def test_a_claim_takes_at_most_per_endpoint_counting_attempts_in_flight(receiver):
+    first, second = pending_deliveries(receiver, 6, endpoints=2)
+    claims = delivery.claim(replace(FAST, per_endpoint=4), slots=20, busy=Counter({first.id: 3}))
+    assert Counter(claim_.endpoint_id for claim_ in claims) == {first.id: 1, second.id: 4}
+    assert len(delivery.claim(replace(FAST, per_endpoint=4), slots=3)) == 3  # the slots bound it too
+
+
+def test_a_late_result_is_fenced_out_of_a_batch_by_its_attempt_number(receiver):
+    pending_deliveries(receiver, 1)
+    short = replace(FAST, timeout=0.1, lease=0.2)
+    (late,) = delivery.claim(short, slots=1)
+    time.sleep(0.3)  # the lease runs out: taken again
+    (current,) = delivery.claim(short, slots=1)
+    assert (late.attempt, current.attempt) == (1, 2)
+    failed, delivered = client.Outcome("network_error", error="timed out"), client.Outcome("delivered", status=200)
+    # Both results in one batch, the late one last: the newer attempt's result stands.
+    delivery.record(short, [(current, delivered, 0.01, time.time()), (late, failed, 0.2, time.time())])
+    row = WebhookDelivery.objects.get()
+    assert (row.status, row.attempts, row.last_status, row.last_error) == ("delivered", 2, 200, "")
+    delivery.record(short, [(late, failed, 0.2, time.time())])  # alone, later: nothing either
+    assert WebhookDelivery.objects.get().last_error == ""
+
+
+def test_an_endpoints_results_in_one_batch_count_in_the_order_they_ended(receiver):
+    (endpoint,) = pending_deliveries(receiver, 4)
+    claims = delivery.claim(replace(FAST, per_endpoint=8), slots=4)
+    ok, failed = client.Outcome("delivered", status=200), client.Outcome("http_error", 500, "HTTP 500")
+
+    def record(*pairs):
+        delivery.record(FAST, [(claim_, outcome, 0.01, time.time()) for claim_, outcome in pairs])
+        endpoint.refresh_from_db()
+
+    record((claims[0], ok), (claims[1], failed))
+    assert endpoint.failing_since is not None  # failing since the failure after the success
+    record((claims[2], failed), (claims[3], ok))
+    assert endpoint.failing_since is None and endpoint.disabled_at is None
+
+
+def test_an_endpoint_failing_for_disable_after_is_disabled_by_a_batch_and_its_pending_deliveries_fail(receiver):
+    (endpoint,) = pending_deliveries(receiver, 3)
+    WebhookEndpoint.objects.update(failing_since=timezone.now() - timedelta(days=6))
+    (claim_,) = delivery.claim(FAST, slots=1)
+    delivery.record(FAST, [(claim_, client.Outcome("http_error", 500, "HTTP 500"), 0.01, time.time())])
+    endpoint.refresh_from_db()
+    assert endpoint.disabled_at is not None
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"failed"}
+    assert WebhookDelivery.objects.filter(last_error=delivery.DISABLED_ERROR).count() == 3
+
+
+def test_a_pending_delivery_of_a_disabled_endpoint_is_failed_when_claimed_not_sent(receiver):
+    pending_deliveries(receiver, 2)
+    WebhookEndpoint.objects.update(disabled_at=timezone.now())  # as a worker stopped mid-record leaves it
+    assert delivery.claim(FAST, slots=8) == []
+    assert set(WebhookDelivery.objects.values_list("status", "last_error")) == {("failed", delivery.DISABLED_ERROR)}

@@ -35,9 +35,10 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from events.apis import event_body
 from events.selectors import EventRow
@@ -63,7 +64,8 @@ class DeliveryPolicy:
     timeout: float = client.TIMEOUT_SECONDS
     lease: float = 60.0  # must exceed timeout
     poll: float = 0.5  # seconds between looks for new events when idle
-    threads: int = 8  # attempts in flight at once, per worker
+    gather: float = 0.05  # at most this long between rounds while attempts are in flight
+    threads: int = 32  # attempts in flight at once, per worker
     per_endpoint: int = 4  # of which at most this many to one endpoint
     fanout_batch: int = 1000
 
@@ -81,13 +83,22 @@ def policy_from_settings() -> DeliveryPolicy:
 
 # --- Fan-out ---------------------------------------------------------------------------------------
 
+# One statement (one round trip, its own transaction): the advisory lock, the batch of events past the
+# position in commit order, their deliveries, the position moved to the batch's last event. The position is a
+# row subquery, so it and the horizon bound one range of event_commit_order_idx (joined from a CTE, the row
+# comparison was a filter over every event from the first); ('0', 0) if a flush emptied the table: from the
+# start, which delivers nothing twice, as no delivery is older than its endpoint. Every event past the
+# position is read once, whether or not its owner has an endpoint: the join finds the few that do by
+# webhook_owner_idx. The position never moves back (another fan-out may have moved it since this
+# statement's snapshot was taken).
 FANOUT = """
-WITH batch AS (
-    -- The position as a row subquery: an index bound on event_commit_order_idx, so a batch reads only the
-    -- events past it (joined from a CTE, the row comparison was a filter over every event from the first).
+WITH lock AS (SELECT pg_try_advisory_xact_lock(%(lock)s) AS got),
+batch AS (
     SELECT e.id, e.xid, e.owner_id, e.type, e.created_at
       FROM events_event e
-     WHERE (e.xid, e.id) > (SELECT event_xid, event_id FROM events_webhookfanout WHERE id = 1)
+     WHERE (SELECT got FROM lock)
+       AND (e.xid, e.id) > (SELECT event_xid, event_id FROM events_webhookfanout WHERE id = 1
+                            UNION ALL SELECT '0', 0 ORDER BY 1 DESC, 2 DESC LIMIT 1)
        AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
      ORDER BY e.xid, e.id
      LIMIT %(limit)s
@@ -105,13 +116,14 @@ inserted AS (
 ),
 last AS (SELECT xid, id FROM batch ORDER BY xid DESC, id DESC LIMIT 1),
 moved AS (
-    UPDATE events_webhookfanout f SET event_xid = last.xid, event_id = last.id FROM last WHERE f.id = 1 RETURNING 1
+    INSERT INTO events_webhookfanout AS f (id, event_xid, event_id) SELECT 1, xid, id FROM last
+    ON CONFLICT (id) DO UPDATE SET event_xid = EXCLUDED.event_xid, event_id = EXCLUDED.event_id
+     WHERE (f.event_xid, f.event_id) < (EXCLUDED.event_xid, EXCLUDED.event_id)
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM inserted), (SELECT count(*) FROM moved)
+SELECT (SELECT got FROM lock), (SELECT count(*) FROM batch), (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM moved)
 """
-
-
-FANOUT_ROW = "INSERT INTO events_webhookfanout (id, event_xid, event_id) VALUES (1, '0', 0) ON CONFLICT DO NOTHING"
 
 
 def fan_out(policy: DeliveryPolicy) -> int:
@@ -119,17 +131,11 @@ def fan_out(policy: DeliveryPolicy) -> int:
     while another worker is fanning out."""
     made = 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FANOUT_LOCK])
-            if not cursor.fetchone()[0]:
-                return made
-            # The row the migration made (again if a flush emptied the table: from the start, which
-            # delivers nothing twice, as no delivery is older than its endpoint).
-            cursor.execute(FANOUT_ROW)
-            cursor.execute(FANOUT, {"limit": policy.fanout_batch})
-            events, inserted, _ = cursor.fetchone()
+        with connection.cursor() as cursor:
+            cursor.execute(FANOUT, {"lock": FANOUT_LOCK, "limit": policy.fanout_batch})
+            got, events, inserted, _ = cursor.fetchone()
         made += inserted
-        if events < policy.fanout_batch:
+        if not got or events < policy.fanout_batch:
             return made
 
 
@@ -154,23 +160,48 @@ class Claim:
         return min(policy.timeout, self.lease_ends - time.monotonic())
 
 
-CANDIDATES = """
-SELECT d.id, d.endpoint_id
-  FROM events_webhookdelivery d
- WHERE d.status = 'pending' AND d.next_attempt_at <= now()
- ORDER BY d.next_attempt_at
- LIMIT %(limit)s
-   FOR UPDATE SKIP LOCKED
-"""
-
-LEASE = """
+# One statement (one round trip, its own transaction, so the lease is committed before anything is sent):
+# due deliveries locked with SKIP LOCKED in the order they fell due, at most ``per_endpoint`` per endpoint
+# counting the attempts this worker already has in flight there (``busy``), the first ``slots`` of those
+# leased, returned with what their attempts need.
+CLAIM = """
+WITH candidates AS (
+    SELECT d.id, d.endpoint_id, d.next_attempt_at
+      FROM events_webhookdelivery d
+     WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+     ORDER BY d.next_attempt_at
+     LIMIT %(scan)s
+       FOR UPDATE SKIP LOCKED
+),
+ranked AS (
+    SELECT c.id, c.next_attempt_at,
+           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) + COALESCE(b.n, 0) AS nth
+      FROM candidates c
+      LEFT JOIN unnest(%(busy_endpoints)s::bigint[], %(busy_counts)s::int[]) b (endpoint_id, n)
+        ON b.endpoint_id = c.endpoint_id
+),
+chosen AS (
+    SELECT id FROM ranked WHERE nth <= %(per_endpoint)s ORDER BY next_attempt_at, id LIMIT %(slots)s
+)
 UPDATE events_webhookdelivery d
    SET attempts = d.attempts + 1, last_attempt_at = now(), next_attempt_at = now() + %(lease)s * interval '1 second'
-  FROM events_webhookendpoint w, events_event e
- WHERE d.id = ANY(%(ids)s) AND w.id = d.endpoint_id AND e.id = d.event_id
+  FROM chosen, events_webhookendpoint w, events_event e
+ WHERE d.id = chosen.id AND w.id = d.endpoint_id AND e.id = d.event_id
 RETURNING d.id, d.attempts, w.id, w.public_id, w.url, w.secret_encrypted,
-          e.public_id, e.type, e.created_at, e.data, d.created_at
+          e.public_id, e.type, e.created_at, e.data, d.created_at, w.disabled_at IS NOT NULL
 """
+
+
+# An endpoint just disabled: its pending deliveries fail.
+DISABLED_PENDING = """
+UPDATE events_webhookdelivery SET status = 'failed', last_error = %(error)s
+ WHERE endpoint_id = ANY(%(endpoints)s) AND status = 'pending'
+"""
+ABANDONED = """
+UPDATE events_webhookdelivery SET status = 'failed', last_error = %(error)s
+ WHERE id = ANY(%(ids)s) AND status = 'pending'
+"""
+DISABLED_ERROR = "endpoint disabled: every attempt failed for days"
 
 
 def claim(policy: DeliveryPolicy, slots: int, busy: Counter | None = None) -> list[Claim]:
@@ -178,28 +209,54 @@ def claim(policy: DeliveryPolicy, slots: int, busy: Counter | None = None) -> li
     this worker has in flight by endpoint id) to one endpoint."""
     if slots <= 0:
         return []
-    busy = Counter(busy or {})
-    # Before the transaction, whose now() starts the lease: the lease ends no earlier than this + lease.
+    busy = {endpoint_id: count for endpoint_id, count in (busy or {}).items() if count > 0}
+    # Before the statement, whose now() starts the lease: the lease ends no earlier than this + lease.
     lease_ends = time.monotonic() + policy.lease
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(CANDIDATES, {"limit": slots * 4})
-        chosen = []
-        for delivery_id, endpoint_id in cursor.fetchall():
-            if len(chosen) < slots and busy[endpoint_id] < policy.per_endpoint:
-                busy[endpoint_id] += 1
-                chosen.append(delivery_id)
-        if not chosen:
-            return []
-        cursor.execute(LEASE, {"ids": chosen, "lease": policy.lease})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CLAIM,
+            {
+                "scan": slots * 4,
+                "slots": slots,
+                "per_endpoint": policy.per_endpoint,
+                "busy_endpoints": list(busy),
+                "busy_counts": list(busy.values()),
+                "lease": policy.lease,
+            },
+        )
         rows = cursor.fetchall()
+        # Left pending by a worker stopped between recording an endpoint's disabling and failing its
+        # deliveries (record()): failed now, not sent.
+        disabled = [row[0] for row in rows if row[11]]
+        if disabled:
+            cursor.execute(ABANDONED, {"ids": disabled, "error": DISABLED_ERROR})
     claims = []
     for row in rows:
+        if row[11]:
+            continue
         (delivery_id, attempt, endpoint_id, endpoint_public_id, url, secret) = row[:6]
-        public_id, type_, created_at, data, delivery_created_at = row[6:]
+        public_id, type_, created_at, data, delivery_created_at = row[6:11]
         event = EventRow(public_id, type_, created_at, json.loads(data) if isinstance(data, str) else data)
-        claim_ = Claim(delivery_id, attempt, endpoint_id, endpoint_public_id, url, secret, event, delivery_created_at)
-        claims.append(replace(claim_, lease_ends=lease_ends))
+        claims.append(
+            Claim(
+                delivery_id,
+                attempt,
+                endpoint_id,
+                endpoint_public_id,
+                url,
+                secret,
+                event,
+                delivery_created_at,
+                lease_ends=lease_ends,
+            )
+        )
     return claims
+
+
+@lru_cache(maxsize=1024)
+def _signing_secret(keys: tuple[str, ...], endpoint_public_id: str, secret_encrypted: str) -> str:
+    """An endpoint's secret, decrypted once per (keys, ciphertext) rather than at every attempt."""
+    return decrypt_secret(endpoint_public_id, secret_encrypted)
 
 
 def attempt(claim: Claim, policy: DeliveryPolicy, context=None) -> client.Outcome:
@@ -208,7 +265,8 @@ def attempt(claim: Claim, policy: DeliveryPolicy, context=None) -> client.Outcom
     if time_left <= 0:
         return client.Outcome("network_error", error="not sent: the lease ran out before the attempt could start")
     try:
-        secret = decrypt_secret(claim.endpoint_public_id, claim.secret_encrypted)
+        keys = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", []))
+        secret = _signing_secret(keys, claim.endpoint_public_id, claim.secret_encrypted)
     except UndecryptableSecret:
         return client.Outcome("network_error", error="the signing secret cannot be decrypted (SECRET_KEY changed?)")
     body = json.dumps(event_body(claim.event), separators=(",", ":"), ensure_ascii=False).encode()
@@ -216,90 +274,131 @@ def attempt(claim: Claim, policy: DeliveryPolicy, context=None) -> client.Outcom
     return client.send(claim.url, body, headers, timeout=claim.time_left(policy), context=context)
 
 
-DELIVERED = """
-UPDATE events_webhookdelivery
-   SET status = 'delivered', delivered_at = now(), last_status = %(status)s, last_error = ''
- WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'pending'
-"""
-RETRY = """
-UPDATE events_webhookdelivery
-   SET status = CASE WHEN now() >= created_at + %(window)s * interval '1 second' THEN 'failed' ELSE 'pending' END,
-       next_attempt_at = now() + %(delay)s * interval '1 second', last_status = %(status)s, last_error = %(error)s
- WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'pending'
-RETURNING status
-"""
-ENDPOINT_SUCCEEDED = """
-UPDATE events_webhookendpoint SET failing_since = NULL WHERE id = %s AND failing_since IS NOT NULL
-"""
-ENDPOINT_FAILED = """
-UPDATE events_webhookendpoint
-   SET failing_since = COALESCE(failing_since, now()),
-       disabled_at = CASE WHEN failing_since < now() - %(disable_after)s * interval '1 second'
-                          THEN COALESCE(disabled_at, now()) END
- WHERE id = %(id)s AND disabled_at IS NULL
-RETURNING disabled_at IS NOT NULL
-"""
-DISABLED_PENDING = """
-UPDATE events_webhookdelivery SET status = 'failed', last_error = 'endpoint disabled: every attempt failed for days'
- WHERE endpoint_id = %s AND status = 'pending'
-"""
-COUNT = """
-INSERT INTO events_webhookattemptcount (outcome, count) VALUES (%s, %s)
-ON CONFLICT (outcome) DO UPDATE SET count = events_webhookattemptcount.count + EXCLUDED.count
+# What a round's attempts came to, in one statement (one round trip, one transaction), whatever their
+# number: each delivery's outcome, fenced by its attempt number (a late result never overwrites a newer
+# one); each endpoint's failing_since and disabled_at from its results in the order the attempts ended;
+# the attempts counted by outcome. Rows are taken in one order (deliveries, endpoints, counts; each by id
+# or name) in every worker. Returns the deliveries that gave up and the endpoints disabled just now.
+RECORD = """
+WITH results AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(delivered)s::boolean[], %(statuses)s::int[],
+                         %(errors)s::text[], %(delays)s::float8[]) AS r (id, attempt, delivered, status, error, delay)
+),
+endpoints AS (
+    SELECT * FROM unnest(%(endpoints)s::bigint[], %(failed_first)s::boolean[], %(failed_last)s::boolean[],
+                         %(succeeded)s::boolean[]) AS e (id, failed_first, failed_last, succeeded)
+),
+recorded AS (
+    UPDATE events_webhookdelivery d
+       SET status = CASE WHEN r.delivered THEN 'delivered'
+                         WHEN now() >= d.created_at + %(window)s * interval '1 second' THEN 'failed'
+                         ELSE 'pending' END,
+           delivered_at = CASE WHEN r.delivered THEN now() END,
+           next_attempt_at = CASE WHEN r.delivered THEN d.next_attempt_at
+                                  ELSE now() + r.delay * interval '1 second' END,
+           last_status = r.status, last_error = r.error
+      FROM results r
+     WHERE d.id = r.id AND d.attempts = r.attempt AND d.status = 'pending'
+    RETURNING d.id, d.status
+),
+judged AS (
+    -- Failing since the first failure after a success; cleared by a success. A disabled endpoint's
+    -- failures change nothing. Disabled when its first result here is a failure and it has been failing
+    -- for disable_after.
+    UPDATE events_webhookendpoint w
+       SET failing_since = CASE WHEN NOT e.failed_last THEN NULL
+                                WHEN w.disabled_at IS NOT NULL THEN CASE WHEN e.succeeded THEN NULL
+                                                                         ELSE w.failing_since END
+                                WHEN e.succeeded THEN now()
+                                ELSE COALESCE(w.failing_since, now()) END,
+           disabled_at = CASE WHEN w.disabled_at IS NOT NULL THEN w.disabled_at
+                              WHEN e.failed_first
+                               AND w.failing_since < now() - %(disable_after)s * interval '1 second' THEN now() END
+      FROM endpoints e
+     WHERE w.id = e.id AND (w.failing_since IS NOT NULL OR e.failed_last)
+    RETURNING w.id, w.disabled_at = now() AS disabled
+),
+counted AS (
+    INSERT INTO events_webhookattemptcount (outcome, count)
+    SELECT * FROM unnest(%(outcomes)s::text[], %(counts)s::bigint[])
+    ON CONFLICT (outcome) DO UPDATE SET count = events_webhookattemptcount.count + EXCLUDED.count
+)
+SELECT 'gave_up', id FROM recorded WHERE status = 'failed'
+UNION ALL
+SELECT 'disabled', id FROM judged WHERE disabled
 """
 
 
 def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, float, float]]) -> None:
-    """Write what the attempts came to (each: claim, outcome, duration, Unix time it started), in one
-    transaction (all or nothing: retried if it fails)."""
+    """Write what the attempts came to (each: claim, outcome, duration, Unix time it started, in the
+    order they ended), in one statement (all or nothing: retried if it fails)."""
     if not results:
         return
     outcomes = Counter()
     logs = []
-    with transaction.atomic(), connection.cursor() as cursor:
-        for claim_, outcome, duration, started_at in results:
-            outcomes[outcome.outcome] += 1
-            line = {
-                "event": claim_.event.public_id,
-                "event_type": claim_.event.type,
-                "endpoint": claim_.endpoint_public_id,
-                "delivery": claim_.delivery_id,
-                "attempt": claim_.attempt,
-                "outcome": outcome.outcome,
-                "status": outcome.status,
-                "started_at": round(started_at, 3),
-                "duration_ms": round(duration * 1000),
-            }
-            if outcome.delivered:
-                cursor.execute(
-                    DELIVERED, {"id": claim_.delivery_id, "attempt": claim_.attempt, "status": outcome.status}
-                )
-                cursor.execute(ENDPOINT_SUCCEEDED, [claim_.endpoint_id])
-            else:
-                delay = policy.retry_delay(claim_.attempt)
-                cursor.execute(
-                    RETRY,
-                    {
-                        "id": claim_.delivery_id,
-                        "attempt": claim_.attempt,
-                        "status": outcome.status,
-                        "error": outcome.error[:2000],
-                        "delay": delay,
-                        "window": policy.window,
-                    },
-                )
-                row = cursor.fetchone()
-                line |= {"error": outcome.error[:500], "next_attempt_in_s": round(delay, 1)}
-                if row and row[0] == "failed":
-                    line["gave_up"] = True
-                cursor.execute(ENDPOINT_FAILED, {"id": claim_.endpoint_id, "disable_after": policy.disable_after})
-                disabled = cursor.fetchone()
-                if disabled and disabled[0]:
-                    cursor.execute(DISABLED_PENDING, [claim_.endpoint_id])
-                    line["endpoint_disabled"] = True
-            logs.append(line)
-        for name, count in sorted(outcomes.items()):
-            cursor.execute(COUNT, [name, count])
+    rows = []
+    endpoints: dict[int, list[bool]] = {}  # endpoint id -> [first failed, last failed, any succeeded]
+    for claim_, outcome, duration, started_at in results:
+        outcomes[outcome.outcome] += 1
+        line = {
+            "event": claim_.event.public_id,
+            "event_type": claim_.event.type,
+            "endpoint": claim_.endpoint_public_id,
+            "delivery": claim_.delivery_id,
+            "attempt": claim_.attempt,
+            "outcome": outcome.outcome,
+            "status": outcome.status,
+            "started_at": round(started_at, 3),
+            "duration_ms": round(duration * 1000),
+        }
+        delay = 0.0
+        if not outcome.delivered:
+            delay = policy.retry_delay(claim_.attempt)
+            line |= {"error": outcome.error[:500], "next_attempt_in_s": round(delay, 1)}
+        failed = not outcome.delivered
+        state = endpoints.setdefault(claim_.endpoint_id, [failed, failed, False])
+        state[1] = failed
+        state[2] = state[2] or not failed
+        error = outcome.error[:2000]
+        rows.append((claim_.delivery_id, claim_.attempt, outcome.delivered, outcome.status, error, delay))
+        logs.append(line)
+    rows.sort()
+    by_endpoint = sorted(endpoints.items())
+    counts = sorted(outcomes.items())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            RECORD,
+            {
+                "ids": [row[0] for row in rows],
+                "attempts": [row[1] for row in rows],
+                "delivered": [row[2] for row in rows],
+                "statuses": [row[3] for row in rows],
+                "errors": [row[4] for row in rows],
+                "delays": [row[5] for row in rows],
+                "endpoints": [endpoint_id for endpoint_id, _ in by_endpoint],
+                "failed_first": [state[0] for _, state in by_endpoint],
+                "failed_last": [state[1] for _, state in by_endpoint],
+                "succeeded": [state[2] for _, state in by_endpoint],
+                "outcomes": [name for name, _ in counts],
+                "counts": [count for _, count in counts],
+                "window": policy.window,
+                "disable_after": policy.disable_after,
+            },
+        )
+        returned = cursor.fetchall()
+        gave_up = {row_id for kind, row_id in returned if kind == "gave_up"}
+        disabled = sorted(row_id for kind, row_id in returned if kind == "disabled")
+        if disabled:
+            # A second statement: claim() fails any delivery it leases for a disabled endpoint, should the
+            # worker stop between the two.
+            cursor.execute(DISABLED_PENDING, {"endpoints": disabled, "error": DISABLED_ERROR})
+    marked = set()
+    for (claim_, outcome, _, _), line in zip(results, logs, strict=True):
+        if claim_.delivery_id in gave_up:
+            line["gave_up"] = True
+        if claim_.endpoint_id in disabled and not outcome.delivered and claim_.endpoint_id not in marked:
+            line["endpoint_disabled"] = True
+            marked.add(claim_.endpoint_id)
     for line in logs:
         level = logging.INFO if line["outcome"] == "delivered" else logging.WARNING
         logger.log(level, "webhook attempt", extra=line)
@@ -309,7 +408,13 @@ def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, fl
 
 
 class Dispatcher:
-    """Fan out, claim, send (in a pool of ``policy.threads``), record; until ``stop`` is set."""
+    """Fan out, claim, send (in a pool of ``policy.threads``), record; until ``stop`` is set.
+
+    A round (record, fan out, claim: three statements) runs when half the attempts in flight have
+    ended (all of them, if fewer than two are), ``policy.gather`` seconds after the last round while
+    attempts are in flight, or every ``policy.poll`` seconds when none is: each round records and
+    claims for many attempts at once, so a busy worker's statements per delivery stay few.
+    """
 
     def __init__(self, stop: threading.Event, policy: DeliveryPolicy | None = None, *, context=None):
         self.stop = stop
@@ -319,6 +424,9 @@ class Dispatcher:
         self.done: queue.SimpleQueue = queue.SimpleQueue()
         self.in_flight: dict[int, Claim] = {}
         self.unrecorded: list[tuple[Claim, client.Outcome, float, float]] = []
+        self.ended = 0  # attempts ended and not yet collected (the pool's threads count them up)
+        self.wake_after = 1  # ... and the count at which they wake the loop
+        self.ended_lock = threading.Lock()
 
     def _send(self, claim_: Claim) -> None:
         started_at, started = time.time(), time.monotonic()
@@ -328,16 +436,23 @@ class Dispatcher:
             logger.exception("webhook attempt crashed", extra={"event": claim_.event.public_id})
             outcome = client.Outcome("network_error", error=f"internal error: {error.__class__.__name__}")
         self.done.put((claim_, outcome, time.monotonic() - started, started_at))
-        self.wake.set()
+        with self.ended_lock:
+            self.ended += 1
+            if self.ended >= self.wake_after:
+                self.wake.set()
 
     def _collect(self) -> None:
+        collected = 0
         while True:
             try:
                 result = self.done.get_nowait()
             except queue.Empty:
-                return
+                break
+            collected += 1
             self.in_flight.pop(result[0].delivery_id, None)
             self.unrecorded.append(result)
+        with self.ended_lock:
+            self.ended -= collected
 
     def step(self, pool: ThreadPoolExecutor) -> int:
         """One round; the number of attempts started."""
@@ -352,6 +467,10 @@ class Dispatcher:
         for claim_ in claims:
             self.in_flight[claim_.delivery_id] = claim_
             pool.submit(self._send, claim_)
+        with self.ended_lock:
+            self.wake_after = max(1, len(self.in_flight) // 2)
+            if self.ended >= self.wake_after:
+                self.wake.set()
         return len(claims)
 
     def run(self) -> None:
@@ -360,7 +479,7 @@ class Dispatcher:
         with ThreadPoolExecutor(self.policy.threads, thread_name_prefix="webhook") as pool:
             while not self.stop.is_set():
                 try:
-                    started = self.step(pool)
+                    self.step(pool)
                     failures = 0
                 except (OperationalError, InterfaceError) as error:
                     failures += 1
@@ -375,9 +494,7 @@ class Dispatcher:
                     connection.close()
                     self.stop.wait(min(5.0, 0.5 * failures))
                     continue
-                slots_left = len(self.in_flight) < self.policy.threads
-                if not (started and slots_left):
-                    self.wake.wait(self.policy.poll)
+                self.wake.wait(min(self.policy.gather, self.policy.poll) if self.in_flight else self.policy.poll)
                 self.wake.clear()
             # Stopping: let the attempts in flight end (each within its timeout) and record them.
             deadline = time.monotonic() + self.policy.timeout + 1
@@ -390,6 +507,7 @@ class Dispatcher:
             record(self.policy, self.unrecorded)
         except Exception:
             logger.warning("webhook results not recorded at stop: those deliveries will be sent again")
+        client.close_idle_connections()
         connection.close()
         logger.info("webhook delivery stopped")
 
