@@ -64,7 +64,7 @@ class DeliveryPolicy:
     timeout: float = client.TIMEOUT_SECONDS
     lease: float = 60.0  # must exceed timeout
     poll: float = 0.5  # seconds between looks for new events when idle
-    gather: float = 0.05  # at most this long between rounds while attempts are in flight
+    gather: float = 0.025  # between rounds while attempts are in flight (less when many have ended)
     threads: int = 32  # attempts in flight at once, per worker
     per_endpoint: int = 4  # of which at most this many to one endpoint
     fanout_batch: int = 1000
@@ -410,10 +410,11 @@ def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, fl
 class Dispatcher:
     """Fan out, claim, send (in a pool of ``policy.threads``), record; until ``stop`` is set.
 
-    A round (record, fan out, claim: three statements) runs when half the attempts in flight have
-    ended (all of them, if fewer than two are), ``policy.gather`` seconds after the last round while
-    attempts are in flight, or every ``policy.poll`` seconds when none is: each round records and
-    claims for many attempts at once, so a busy worker's statements per delivery stay few.
+    A round (record, fan out, claim: three statements) runs when attempts on half the pool's threads
+    have ended since the last, else ``policy.gather`` seconds after it while attempts are in flight, or
+    ``policy.poll`` seconds when none is: each round records and claims for many attempts at once, so
+    a busy worker's statements per delivery stay few, whether it is saturated or keeping up with a
+    steady stream (where a round per ended attempt would be one round per delivery).
     """
 
     def __init__(self, stop: threading.Event, policy: DeliveryPolicy | None = None, *, context=None):
@@ -425,7 +426,7 @@ class Dispatcher:
         self.in_flight: dict[int, Claim] = {}
         self.unrecorded: list[tuple[Claim, client.Outcome, float, float]] = []
         self.ended = 0  # attempts ended and not yet collected (the pool's threads count them up)
-        self.wake_after = 1  # ... and the count at which they wake the loop
+        self.wake_after = 1  # ... and the count at which they wake the loop before ``gather``
         self.ended_lock = threading.Lock()
 
     def _send(self, claim_: Claim) -> None:
@@ -468,7 +469,7 @@ class Dispatcher:
             self.in_flight[claim_.delivery_id] = claim_
             pool.submit(self._send, claim_)
         with self.ended_lock:
-            self.wake_after = max(1, len(self.in_flight) // 2)
+            self.wake_after = max(1, self.policy.threads // 2)
             if self.ended >= self.wake_after:
                 self.wake.set()
         return len(claims)
