@@ -22,6 +22,7 @@ BENCH_DATABASE_URL, WALLET_SERVICE_WORKERS (passed to the server as `make run` r
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
@@ -257,7 +258,7 @@ class PostgresSampler:
         )
 
 
-def measure(run, *, server_pid: int | None, dbname: str):
+def measure(run, *, server_pid: int | None, dbname: str, receiver_pid: int | None = None):
     """Run ``run()`` and return (its result, wall seconds, CPU seconds per process group). The webhook
     worker's share (its process, within ``server``, and its connections' backends, within ``database``) is
     also returned apart, as ``worker`` and ``database_worker`` (not added into ``other``)."""
@@ -265,6 +266,7 @@ def measure(run, *, server_pid: int | None, dbname: str):
     server_before = tree_ticks(server_pid) if server_pid else 0
     worker = worker_pid(server_pid) if server_pid else None
     worker_before = (proc_stat(worker) or (0, 0))[1] if worker else 0
+    receiver_before = (proc_stat(receiver_pid) or (0, 0))[1] if receiver_pid else 0
     machine_before = machine_busy_ticks()
     started = time.monotonic()
     with PostgresSampler(dbname, worker) as postgres:
@@ -282,6 +284,8 @@ def measure(run, *, server_pid: int | None, dbname: str):
         "database_background": round(postgres.ticks("aux") / TICK, 2),
         "load_generator": round(loadgen, 2),
     }
+    if receiver_pid:
+        cpu["receiver"] = round(((proc_stat(receiver_pid) or (0, receiver_before))[1] - receiver_before) / TICK, 2)
     cpu["other"] = round(max(0.0, machine - sum(cpu.values())), 2)
     cpu["machine"] = round(machine, 2)
     if worker:
@@ -760,42 +764,32 @@ def machine_info() -> dict:
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1 answering 204 at once, counting deliveries and when they came.
-    HTTP/1.1: it keeps connections alive, as any web server does."""
+    """The webhook scenario's receiver: bench/receiver.py, a process of its own on 127.0.0.1 (answering 204
+    at once, connections kept open as any web server keeps them), whose CPU is measured apart."""
 
     def __init__(self):
-        import http.server
+        self.process = subprocess.Popen([sys.executable, str(BENCH / "receiver.py")], stdout=subprocess.PIPE, text=True)
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}/hooks"
+        atexit.register(self.stop)  # also if the run fails before the scenario ends
 
-        receiver = self
-        self.times: list[float] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.times.append(time.monotonic())
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            request_queue_size = 128  # the worker opens dozens of connections at once
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def times(self) -> list[float]:
+        """When each distinct webhook first came (time.monotonic()), in order."""
+        with urllib.request.urlopen(self.url.replace("/hooks", "/state"), timeout=10) as response:
+            return json.loads(response.read())["times"]
 
     def drain(self, quiet_for: float = 3.0, limit: float = 120.0) -> None:
         """Wait until no delivery has arrived for ``quiet_for`` seconds (at most ``limit``)."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            last = self.times[-1] if self.times else 0.0
-            if time.monotonic() - last >= quiet_for:
+            times = self.times()
+            if time.monotonic() - (times[-1] if times else 0.0) >= quiet_for:
                 return
             time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
 
 
 def subscribe_merchants(base: str, data: dict, receiver: Receiver) -> None:
@@ -907,16 +901,17 @@ def main() -> int:
                     if receiver is not None:
                         receiver.drain()
                 say(f"{name}: wrk, {CONNECTIONS} connections, {DURATION} s")
-                delivered_before = len(receiver.times) if receiver else 0
+                delivered_before = len(receiver.times()) if receiver else 0
                 began = time.monotonic()
                 result, wall, cpu = measure(
                     lambda script=script: run_wrk(base, data_file, script, DURATION),
                     server_pid=server.pid,
                     dbname=dbname,
+                    receiver_pid=receiver.process.pid if receiver else None,
                 )
                 if receiver is not None:
                     receiver.drain()
-                    times = [moment for moment in receiver.times[delivered_before:] if moment >= began]
+                    times = [moment for moment in receiver.times()[delivered_before:] if moment >= began]
                     result["webhook_deliveries"] = len(times)
                     # From the scenario's start to the last delivery of its events: the worker's pace.
                     span = (times[-1] - began) if times else 0.0
@@ -927,10 +922,10 @@ def main() -> int:
                     result["webhook_deliveries_while_measured"] = within
                     result["cpu_ms_per_delivery"] = {
                         key: round(cpu[key] * 1000 / within, 3) if within else None
-                        for key in ("worker", "database_worker")
+                        for key in ("worker", "database_worker", "receiver")
                         if key in cpu
                     }
-                    receiver.server.shutdown()
+                    receiver.stop()
             result["wall_s"] = round(wall, 1)
             result["cpu_s"] = cpu
             result["cpu_ms_per_request"] = {

@@ -1,13 +1,13 @@
 """The webhook worker alone, measured: what one delivery costs the worker, its database connections and
 a receiver, and what it costs the worker to pass over events that nobody subscribed to.
 
-    .venv/bin/python bench/webhooks.py [--skipped 200000] [--deliveries 20000] [--rate 0] [--keep-alive]
+    .venv/bin/python bench/webhooks.py [--skipped 200000] [--deliveries 20000] [--rate 0] [--close]
 
 Makes a throwaway database WEBHOOKS_BENCH_DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/wallet_service_bench_webhooks; the name must contain "bench": it is
-dropped), migrated with manage.py; 50 owners with an endpoint each (every event type) pointing at a
-receiver on 127.0.0.1 (another process, answering 204 at once; HTTP/1.1 keep-alive with ``--keep-alive``,
-else one connection per request, as bench/run.py's), and 1,000 owners without one. Then, with
+dropped), migrated with manage.py; 50 owners with an endpoint each (every event type) pointing at
+bench/receiver.py on 127.0.0.1 (answering 204 at once, connections kept open; one connection per request
+with ``--close``), and 1,000 owners without one. Then, with
 ``manage.py worker`` running (as `make run` starts it, `WALLET_SERVICE_WEBHOOK_ALLOW_PRIVATE=True`):
 
 1. idle: 5 s with nothing to do (the cost of polling);
@@ -36,8 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import urlopen
@@ -62,51 +60,8 @@ def say(message: str) -> None:
     print(f"[webhooks {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-# --- The receiver (run as a process of its own: `bench/webhooks.py --receiver [--keep-alive]`) -------
-
-
-def serve_receiver(keep_alive: bool) -> None:
-    """Answer 204 to every POST; GET /count answers how many webhooks came, and their delays."""
-    delays: list[float] = []
-    ids: set[str] = set()
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
-
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            created = json.loads(body)["created"]
-            with lock:
-                if self.headers["webhook-id"] not in ids:
-                    ids.add(self.headers["webhook-id"])
-                    delays.append(time.time() - datetime.fromisoformat(created).timestamp())
-            self.send_response(204)
-            self.end_headers()
-
-        def do_GET(self):
-            with lock:
-                body = json.dumps({"count": len(ids), "delays": delays if self.path == "/delays" else []}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    class Server(ThreadingHTTPServer):
-        request_queue_size = 128  # the worker opens dozens of connections at once
-
-    server = Server(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    print(server.server_address[1], flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server.serve_forever()
-
-
-def receiver_state(port: int, delays: bool = False) -> dict:
-    with urlopen(f"http://127.0.0.1:{port}/{'delays' if delays else 'count'}", timeout=10) as response:
+def receiver_state(port: int) -> dict:
+    with urlopen(f"http://127.0.0.1:{port}/state", timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -259,12 +214,8 @@ def main() -> int:
     parser.add_argument("--skipped", type=int, default=200_000)
     parser.add_argument("--deliveries", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=0.0, help="pairs per second; 0: all at once")
-    parser.add_argument("--keep-alive", action="store_true", help="the receiver keeps connections open")
-    parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--close", action="store_true", help="the receiver closes each connection after answering")
     args = parser.parse_args()
-    if args.receiver:
-        serve_receiver(args.keep_alive)
-        return 0
     env = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_SERVICE_")}
     env |= {
         "DATABASE_URL": DATABASE_URL,
@@ -274,7 +225,7 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "wallet_service.settings",
     }
     receiver = subprocess.Popen(
-        [sys.executable, __file__, "--receiver", *(["--keep-alive"] if args.keep_alive else [])],
+        [sys.executable, str(ROOT / "bench" / "receiver.py"), *(["--close"] if args.close else [])],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -290,7 +241,7 @@ def main() -> int:
         time.sleep(3)  # started, its jobs run once
         meter = Meter(dbname, worker.pid, receiver.pid)
         summary = {"skipped_events": args.skipped, "deliveries": args.deliveries, "rate": args.rate}
-        summary["keep_alive"] = args.keep_alive
+        summary["receiver_closes_connections"] = args.close
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             meter.start()
             meter.wait(lambda: False, 5)
@@ -331,7 +282,7 @@ def main() -> int:
             time.sleep(2)  # backends report their counts within a second or so of going idle
             # Transactions of every connection to the database, the feeder's and this script's included.
             delivered["transactions"] = conn.execute(COMMITS).fetchone()[0] - commits
-            delays = sorted(receiver_state(port, delays=True)["delays"])
+            delays = sorted(receiver_state(port)["delays"])
             delivered["per_s"] = round(args.deliveries / delivered["wall_s"], 1)
             delivered["ms_per_delivery"] = per_unit(delivered, args.deliveries)
             delivered["delay_s"] = {
