@@ -13,12 +13,17 @@ State lives in the database, so deliveries survive restarts and several workers 
    lasts at most ``timeout`` < ``lease``, and never past the lease, counted from before the claim (an
    attempt whose thread started late, on a starved machine, gets what is left of the lease, or is not
    sent at all); a worker killed mid-attempt leaves them due again when the lease runs out, to be sent
-   again (at least once; receivers deduplicate by ``webhook-id``).
+   again (at least once; receivers deduplicate by ``webhook-id``). At most ``per_endpoint`` attempts of
+   a worker go to one endpoint at once.
 3. **Attempt** (a thread pool, events.webhooks.client), then **record**: delivered on a 2xx, else due
    again after a growing delay with jitter, until ``window`` seconds after the delivery was made: then
    failed. The record is fenced by the attempt number, so a late result never overwrites a newer one.
    An endpoint that has failed every attempt for ``disable_after`` seconds is disabled (GET /webhooks
    says so) and its pending deliveries fail.
+
+Each step is one statement whatever the number of deliveries it handles (its own transaction, in
+autocommit), and the worker runs them in rounds that each handle many attempts (Dispatcher): a busy
+worker sends about one statement per five deliveries (docs/PERFORMANCE.md, *Webhook delivery*).
 
 Each attempt is logged as one JSON line (logger ``events.webhooks``) and counted by outcome in the
 database (events.webhooks.metrics exports the counts, the queue depth and the oldest undelivered event).
