@@ -4,7 +4,6 @@ no redirects, a capped answer, and addresses checked at each send."""
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 import ssl
 import threading
@@ -164,86 +163,3 @@ def test_an_answer_trickling_in_ends_at_the_deadline(allow_private):
         stop.set()
         thread.join(5)
         listener.close()
-
-
-class Scripted:
-    """A server on 127.0.0.1 answering each request with the next of ``answers`` (raw bytes), on whichever
-    connection it came; it ends the connection after an answer that says ``Connection: close`` or is cut
-    short (no empty line after its header lines)."""
-
-    def __init__(self, answers: list[bytes]):
-        self.answers = list(answers)
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hooks"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
-
-    def _talk(self, conn):
-        with conn, conn.makefile("rb") as reader:
-            while self.answers:
-                head = b""
-                while not head.endswith(b"\r\n\r\n"):
-                    line = reader.readline()
-                    if not line:
-                        return
-                    head += line
-                length = int(re.search(rb"\r\nContent-Length: (\d+)\r\n", head).group(1))
-                self.requests.append(head + reader.read(length))
-                answer = self.answers.pop(0)
-                conn.sendall(answer)
-                if b"Connection: close" in answer or b"\r\n\r\n" not in answer:
-                    return
-
-    def close(self):
-        self.listener.close()
-
-
-OK_204 = b"HTTP/1.1 204 No Content\r\n\r\n"
-
-
-@pytest.mark.parametrize(
-    ("answer", "outcome", "status", "error", "kept"),
-    [
-        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "delivered", 200, "", True),
-        (OK_204, "delivered", 204, "", True),
-        (b"HTTP/1.1 202 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", "delivered", 202, "", False),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", "delivered", 200, "", False),
-        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "delivered", 200, "", False),
-        (
-            b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5;x=1\r\ntry a\r\n6\r\ngain.\r\n0\r\nX-T: 1\r\n\r\n",
-            "http_error",
-            503,
-            "HTTP 503: try again.",
-            True,
-        ),
-        (b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\nfail", "http_error", 500, "HTTP 500: fail", True),
-        (b"SMTP ready\r\n", "network_error", None, "BadAnswer: not an HTTP/1.x status line", False),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", "network_error", None, "BadAnswer: the connection closed", False),
-    ],
-)
-def test_answers_are_read_as_http_1_1_says_and_the_connection_kept_only_when_it_can_be(
-    allow_private, answer, outcome, status, error, kept
-):
-    server = Scripted([answer, OK_204])
-    try:
-        first = client.send(server.url, b'{"n":1}', {"webhook-id": "evt_1"})
-        assert (first.outcome, first.status) == (outcome, status), first
-        assert first.error.startswith(error), first
-        assert client.send(server.url, b'{"n":2}', {"webhook-id": "evt_2"}).outcome == "delivered"
-        assert server.connections == (1 if kept else 2)
-        request = server.requests[0].decode()
-        assert request.startswith(f"POST /hooks HTTP/1.1\r\nHost: {server.url.split('/')[2]}\r\n")
-        assert "\r\nwebhook-id: evt_1\r\n" in request and request.endswith('\r\n\r\n{"n":1}')
-    finally:
-        server.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import http.client
 import itertools
 import select
 import socket
@@ -73,48 +74,34 @@ def _signer(secret: str) -> Webhook:
     return Webhook(secret)
 
 
-class _Connection:
-    """One HTTP/1.1 connection to ``address``, speaking to ``host``: Host header, SNI and certificate
-    verification use the name."""
+class _PinnedConnection(http.client.HTTPSConnection):
+    """HTTP(S) to ``address``, speaking to ``host``: Host header, SNI and verification use the name."""
 
-    def __init__(self, host: str, port: int, address: str, tls: bool, context: ssl.SSLContext | None):
-        self.host, self.port, self.address, self.tls, self.context = host, port, address, tls, context
-        self.sock: socket.socket | None = None
-        self.reader = None
-        name = f"[{host}]" if ":" in host else host  # an IPv6 address
-        name = name if name.isascii() else name.encode("idna").decode("ascii")
-        self.host_header = name if port == (443 if tls else 80) else f"{name}:{port}"
+    def __init__(self, host, port, *, address, tls, context, timeout):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._address = address
+        self._tls = tls
 
-    def connect(self, timeout: float) -> None:
-        sock = socket.create_connection((self.address, self.port), timeout)
+    def connect(self):
+        sock = socket.create_connection((self._address, self.port), self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.tls:
+        if self._tls:
             try:
-                sock = self.context.wrap_socket(sock, server_hostname=self.host)
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
             except BaseException:
                 sock.close()
                 raise
         self.sock = sock
-        self.reader = sock.makefile("rb")
-
-    def close(self) -> None:
-        for closing in (self.reader, self.sock):
-            if closing is not None:
-                with contextlib.suppress(OSError):
-                    closing.close()
-        self.sock = self.reader = None
 
 
 _default_context: ssl.SSLContext | None = None
-_default_context_lock = threading.Lock()
 
 
 def default_context() -> ssl.SSLContext:
     global _default_context
-    with _default_context_lock:  # made once, not by every thread of a pool starting at once
-        if _default_context is None:
-            _default_context = ssl.create_default_context()
-        return _default_context
+    if _default_context is None:
+        _default_context = ssl.create_default_context()
+    return _default_context
 
 
 class _Watchdog:
@@ -165,11 +152,11 @@ class _Idle:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._connections: dict[tuple, list[tuple[float, _Connection]]] = {}
+        self._connections: dict[tuple, list[tuple[float, _PinnedConnection]]] = {}
         self._count = 0
         self._swept = time.monotonic()
 
-    def take(self, key: tuple) -> _Connection | None:
+    def take(self, key: tuple) -> _PinnedConnection | None:
         """The newest idle connection for ``key`` that its server has not closed, or None."""
         while True:
             with self._lock:
@@ -182,7 +169,7 @@ class _Idle:
                 return connection
             connection.close()
 
-    def give_back(self, key: tuple, connection: _Connection) -> None:
+    def give_back(self, key: tuple, connection: _PinnedConnection) -> None:
         now = time.monotonic()
         closing = []
         with self._lock:
@@ -261,9 +248,11 @@ def send(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        connection = _Connection(parts.hostname, port, address, tls, context)
+        connection = _PinnedConnection(
+            parts.hostname, port, address=address, tls=tls, context=context or default_context(), timeout=remaining
+        )
         try:
-            connection.connect(remaining)
+            connection.connect()
         except (OSError, ssl.SSLError) as error:
             connection.close()
             errors.append(f"{address}: {error.__class__.__name__}: {error}")
@@ -274,18 +263,6 @@ def send(
     return Outcome("network_error", error="; ".join(errors) or "timed out before connecting")
 
 
-class _NoAnswer(ConnectionError):
-    """The server closed the connection before any byte of an answer."""
-
-
-class _BadAnswer(ValueError):
-    """What came back is not HTTP/1.x as this client reads it."""
-
-
-MAX_LINE = 65536  # bytes in a status or header line (http.client's limit)
-MAX_HEADERS = 100
-
-
 def _exchange(connection, key, address, path, body, headers, deadline, kept: bool = False) -> Outcome | None:
     """One request on ``connection``, kept alive afterwards if it can be. None only for a ``kept``
     connection that failed before any answer came (its server had closed it): nothing was answered."""
@@ -294,29 +271,36 @@ def _exchange(connection, key, address, path, body, headers, deadline, kept: boo
     reusable = False
     answered = False
     try:
-        request = (
-            f"POST {path} HTTP/1.1\r\nHost: {connection.host_header}\r\nAccept-Encoding: identity\r\n"
-            f"Content-Type: application/json\r\nUser-Agent: {USER_AGENT}\r\nContent-Length: {len(body)}\r\n"
-            + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        )
-        if "\n" in "".join(headers.values()) + path + connection.host_header:
-            raise ValueError("a line break in the request's headers")  # never from a checked URL
         sock.settimeout(max(0.01, deadline - time.monotonic()))
-        sock.sendall(request.encode("latin-1") + b"\r\n" + body)
-        status, text, reusable = _answer(connection.reader)
+        connection.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
+        )
+        response = connection.getresponse()
         answered = True
-    except (OSError, ssl.SSLError, _BadAnswer, _NoAnswer) as error:
+        status = response.status
+        text = ""
+        # The body only serves as the error's text (read up to MAX_RESPONSE_BYTES); a 2xx's is read only
+        # when it is known to be that short (a 204's is empty), to keep the connection.
+        short = response.length is not None and response.length <= MAX_RESPONSE_BYTES
+        if not 200 <= status < 300 or (short and not response.will_close):
+            try:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                text = response.read(MAX_RESPONSE_BYTES).decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                pass
+        reusable = not response.will_close and response.isclosed() and time.monotonic() < deadline
+    except (OSError, http.client.HTTPException, ssl.SSLError) as error:
         late = time.monotonic() >= deadline
         if kept and not answered and not late and _closed_by_server(error):
             return None
-        if isinstance(error, _NoAnswer):
-            reason = "RemoteDisconnected: the server closed the connection without an answer"
-        else:
-            reason = f"{error.__class__.__name__.lstrip('_')}: {error}"
-        return Outcome("network_error", error="no answer within the deadline" if late else reason, address=address)
+        reason = "no answer within the deadline" if late else f"{error.__class__.__name__}: {error}"
+        return Outcome("network_error", error=reason, address=address)
     finally:
         _watchdog.release(watch)
-        if reusable and time.monotonic() < deadline:
+        if reusable:
             _idle.give_back(key, connection)
         else:
             connection.close()
@@ -325,95 +309,18 @@ def _exchange(connection, key, address, path, body, headers, deadline, kept: boo
     return Outcome("http_error", status=status, error=f"HTTP {status}: {text[:1000]}", address=address)
 
 
-def _answer(reader) -> tuple[int, str, bool]:
-    """The final answer's status, its body's text (at most MAX_RESPONSE_BYTES; a 2xx's only when known to
-    be that short, to keep the connection) and whether the connection can take another request."""
-    first = True
-    while True:
-        line = reader.readline(MAX_LINE + 1)
-        if not line and first:
-            raise _NoAnswer()
-        first = False
-        if len(line) > MAX_LINE:
-            raise _BadAnswer("status line too long")
-        version, _, rest = line.decode("iso-8859-1").rstrip("\r\n").partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit() or rest[3:4] not in ("", " "):
-            raise _BadAnswer(f"not an HTTP/1.x status line: {line[:80]!r}")
-        status = int(code)
-        fields = _fields(reader)
-        if 100 <= status < 200 and status != 101:
-            continue  # an interim answer (100 Continue, 103 Early Hints): the final one follows
-        break
-    tokens = {token.strip().lower() for value in fields.get("connection", []) for token in value.split(",")}
-    will_close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens) or status == 101
-    chunked = any(value.lower().rstrip().endswith("chunked") for value in fields.get("transfer-encoding", []))
-    length = None
-    if status in (204, 304):
-        length, chunked = 0, False
-    elif not chunked and "content-length" in fields:
-        values = {value.strip() for value in ",".join(fields["content-length"]).split(",")}
-        length = int(values.pop()) if len(values) == 1 and next(iter(values)).isdigit() else None
-    if not chunked and length is None:
-        will_close = True  # the body runs until the connection closes
-    if 200 <= status < 300 and (chunked or length is None or length > MAX_RESPONSE_BYTES):
-        return status, "", False
-    if chunked:
-        text, complete = _chunked(reader)
-    elif length is not None:
-        text = reader.read(min(length, MAX_RESPONSE_BYTES))
-        complete = len(text) == length
-    else:
-        text, complete = reader.read1(MAX_RESPONSE_BYTES), False
-    return status, text.decode("utf-8", "replace"), complete and not will_close
-
-
-def _fields(reader) -> dict[str, list[str]]:
-    """The header fields that decide how the body is read, by lower-case name."""
-    fields: dict[str, list[str]] = {}
-    for _ in range(MAX_HEADERS + 1):
-        line = reader.readline(MAX_LINE + 1)
-        if line in (b"\r\n", b"\n"):
-            return fields
-        if not line:
-            raise _BadAnswer("the connection closed in the answer's headers")
-        if len(line) > MAX_LINE:
-            raise _BadAnswer("header line too long")
-        name, colon, value = line.decode("iso-8859-1").partition(":")
-        name = name.strip().lower()
-        if colon and name in ("connection", "content-length", "transfer-encoding"):
-            fields.setdefault(name, []).append(value.strip())
-    raise _BadAnswer(f"more than {MAX_HEADERS} header lines")
-
-
-def _chunked(reader) -> tuple[bytes, bool]:
-    """A chunked body, up to MAX_RESPONSE_BYTES of it; whether it was read to its end."""
-    text = b""
-    while True:
-        line = reader.readline(MAX_LINE + 1)
-        size = line.split(b";", 1)[0].strip()
-        if not size or len(line) > MAX_LINE or size.strip(b"0123456789abcdefABCDEF"):
-            return text, False
-        size = int(size, 16)
-        if size == 0:  # the last chunk, then trailer lines up to an empty one
-            for _ in range(MAX_HEADERS + 1):
-                line = reader.readline(MAX_LINE + 1)
-                if line in (b"\r\n", b"\n"):
-                    return text, True
-                if not line or len(line) > MAX_LINE:
-                    return text, False
-            return text, False
-        if len(text) + size > MAX_RESPONSE_BYTES:
-            return text + reader.read(MAX_RESPONSE_BYTES - len(text)), False
-        chunk = reader.read(size)
-        text += chunk
-        if len(chunk) < size or reader.readline(MAX_LINE + 1) not in (b"\r\n", b"\n"):
-            return text, False
-
-
 def _closed_by_server(error: BaseException) -> bool:
-    closed = (_NoAnswer, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
-    return isinstance(error, (*closed, ssl.SSLZeroReturnError, ssl.SSLEOFError))
+    return isinstance(
+        error,
+        (
+            http.client.RemoteDisconnected,
+            BrokenPipeError,
+            ConnectionResetError,
+            ConnectionAbortedError,
+            ssl.SSLZeroReturnError,
+            ssl.SSLEOFError,
+        ),
+    )
 
 
 def _shut(sock: socket.socket) -> None:
