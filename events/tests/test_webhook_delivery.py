@@ -452,3 +452,31 @@ def test_a_pending_delivery_of_a_disabled_endpoint_is_failed_when_claimed_not_se
     WebhookEndpoint.objects.update(disabled_at=timezone.now())  # as a worker stopped mid-record leaves it
     assert delivery.claim(FAST, slots=8) == []
     assert set(WebhookDelivery.objects.values_list("status", "last_error")) == {("failed", delivery.DISABLED_ERROR)}
+
+
+def test_an_endpoint_failing_for_disable_after_with_a_later_success_in_the_batch_is_not_disabled(receiver):
+    (endpoint,) = pending_deliveries(receiver, 3)
+    WebhookEndpoint.objects.update(failing_since=timezone.now() - timedelta(days=6))
+    failed, first = delivery.claim(replace(FAST, per_endpoint=8), slots=2)
+    ok = client.Outcome("delivered", status=200)
+    delivery.record(
+        FAST,
+        [(failed, client.Outcome("http_error", 500, "HTTP 500"), 0.01, time.time()), (first, ok, 0.01, time.time())],
+    )
+    endpoint.refresh_from_db()
+    assert endpoint.disabled_at is None and endpoint.failing_since is None
+    assert WebhookDelivery.objects.filter(status="pending").count() == 2  # the failed one, to retry, and the third
+
+
+def test_a_receiver_s_nul_bytes_in_its_answer_are_recorded_not_a_stalled_worker(receiver):
+    pending_deliveries(receiver, 1)
+    (claim_,) = delivery.claim(FAST, slots=1)
+    outcome = client.Outcome("http_error", 500, "HTTP 500: bad\x00answer")  # as the body decodes
+    delivery.record(FAST, [(claim_, outcome, 0.01, time.time())])
+    row = WebhookDelivery.objects.get()
+    assert (row.status, row.attempts, row.last_status, row.last_error) == (
+        "pending",
+        1,
+        500,
+        "HTTP 500: bad\ufffdanswer",
+    )

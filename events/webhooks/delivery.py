@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from events.apis import event_body
 from events.selectors import EventRow
@@ -234,7 +234,10 @@ def claim(policy: DeliveryPolicy, slots: int, busy: Counter | None = None) -> li
         # deliveries (record()): failed now, not sent.
         disabled = [row[0] for row in rows if row[11]]
         if disabled:
-            cursor.execute(ABANDONED, {"ids": disabled, "error": DISABLED_ERROR})
+            try:  # the others are leased: they are sent whatever becomes of these (failed at a later claim)
+                cursor.execute(ABANDONED, {"ids": disabled, "error": DISABLED_ERROR})
+            except DatabaseError as error:
+                logger.warning("disabled endpoints' deliveries not failed yet", extra={"error": str(error)[:300]})
     claims = []
     for row in rows:
         if row[11]:
@@ -317,7 +320,7 @@ judged AS (
                                 WHEN e.succeeded THEN now()
                                 ELSE COALESCE(w.failing_since, now()) END,
            disabled_at = CASE WHEN w.disabled_at IS NOT NULL THEN w.disabled_at
-                              WHEN e.failed_first
+                              WHEN e.failed_first AND NOT e.succeeded
                                AND w.failing_since < now() - %(disable_after)s * interval '1 second' THEN now() END
       FROM endpoints e
      WHERE w.id = e.id AND (w.failing_since IS NOT NULL OR e.failed_last)
@@ -364,7 +367,7 @@ def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, fl
         state = endpoints.setdefault(claim_.endpoint_id, [failed, failed, False])
         state[1] = failed
         state[2] = state[2] or not failed
-        error = outcome.error[:2000]
+        error = outcome.error[:2000].replace("\x00", "\ufffd")  # PostgreSQL's text takes no NUL (a receiver's bytes)
         rows.append((claim_.delivery_id, claim_.attempt, outcome.delivered, outcome.status, error, delay))
         logs.append(line)
     rows.sort()
@@ -395,8 +398,11 @@ def record(policy: DeliveryPolicy, results: list[tuple[Claim, client.Outcome, fl
         disabled = sorted(row_id for kind, row_id in returned if kind == "disabled")
         if disabled:
             # A second statement: claim() fails any delivery it leases for a disabled endpoint, should the
-            # worker stop between the two.
-            cursor.execute(DISABLED_PENDING, {"endpoints": disabled, "error": DISABLED_ERROR})
+            # worker stop between the two, or this one fail (the results are recorded: not to be recorded again).
+            try:
+                cursor.execute(DISABLED_PENDING, {"endpoints": disabled, "error": DISABLED_ERROR})
+            except DatabaseError as error:
+                logger.warning("disabled endpoints' deliveries left to the claim", extra={"error": str(error)[:300]})
     marked = set()
     for (claim_, outcome, _, _), line in zip(results, logs, strict=True):
         if claim_.delivery_id in gave_up:
@@ -502,6 +508,11 @@ class Dispatcher:
                     continue
                 self.wake.wait(min(self.policy.gather, self.policy.poll) if self.in_flight else self.policy.poll)
                 self.wake.clear()
+                if self.in_flight and not self.ended and not self.stop.is_set():
+                    # Nothing has ended (a slow receiver holds its attempts): no round for nothing; new events
+                    # are looked for at the idle pace, and an attempt ending wakes the worker as before.
+                    self.wake.wait(max(0.0, self.policy.poll - self.policy.gather))
+                    self.wake.clear()
             # Stopping: let the attempts in flight end (each within its timeout) and record them.
             deadline = time.monotonic() + self.policy.timeout + 1
             while self.in_flight and time.monotonic() < deadline:
