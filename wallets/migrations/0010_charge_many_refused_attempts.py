@@ -5,13 +5,12 @@ hour is answered 429 and leaves no trace (wallets.services._check_refused_attemp
 every refusal, so one batch could probe a wallet's balance by bisection where the limit is on. The function now
 takes the limit (``p_refused_limit``, 0: off) and returns the ordinals of the items it refused that way
 (``throttled``): not recorded, no events. Everything else is 0009's function, unchanged.
+
+A new overload beside 0009's (six arguments), which stays: during a rolling deploy the processes still running the
+previous release keep calling it. A later release drops it.
 """
 
-import importlib
-
 from django.db import migrations
-
-PREVIOUS = importlib.import_module("wallets.migrations.0009_charge_many_function")
 
 FUNCTION = r"""
 CREATE FUNCTION wallet_charge_many(
@@ -151,4 +150,4 @@ DROP = (
 class Migration(migrations.Migration):
     dependencies = [("wallets", "0009_charge_many_function")]
 
-    operations = [migrations.RunSQL([PREVIOUS.DROP, FUNCTION], [DROP, PREVIOUS.FUNCTION])]
+    operations = [migrations.RunSQL(FUNCTION, DROP)]
