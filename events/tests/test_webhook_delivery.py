@@ -480,3 +480,18 @@ def test_a_receiver_s_nul_bytes_in_its_answer_are_recorded_not_a_stalled_worker(
         500,
         "HTTP 500: bad\ufffdanswer",
     )
+
+
+def test_a_late_attempt_s_result_leaves_the_newer_attempt_of_its_delivery_in_flight(receiver):
+    pending_deliveries(receiver, 1)
+    short = replace(FAST, timeout=0.1, lease=0.2)
+    worker = Dispatcher(threading.Event(), short)
+    (late,) = delivery.claim(short, slots=1)
+    time.sleep(0.3)  # the lease runs out while the first attempt still runs: the delivery is claimed again
+    (current,) = delivery.claim(short, slots=1)
+    worker._started(late)
+    worker._started(current)
+    worker.done.put((late, client.Outcome("network_error", error="timed out"), 0.3, time.time()))
+    worker.ended = 1
+    worker._collect()
+    assert list(worker.in_flight.values()) == [current]  # still counted for its endpoint, still waited for

@@ -434,11 +434,14 @@ class Dispatcher:
         self.context = context
         self.wake = threading.Event()
         self.done: queue.SimpleQueue = queue.SimpleQueue()
-        self.in_flight: dict[int, Claim] = {}
+        self.in_flight: dict[tuple[int, int], Claim] = {}  # by (delivery, attempt): a late attempt's result is its own
         self.unrecorded: list[tuple[Claim, client.Outcome, float, float]] = []
         self.ended = 0  # attempts ended and not yet collected (the pool's threads count them up)
         self.wake_after = 1  # ... and the count at which they wake the loop before ``gather``
         self.ended_lock = threading.Lock()
+
+    def _started(self, claim_: Claim) -> None:
+        self.in_flight[(claim_.delivery_id, claim_.attempt)] = claim_
 
     def _send(self, claim_: Claim) -> None:
         started_at, started = time.time(), time.monotonic()
@@ -461,7 +464,7 @@ class Dispatcher:
             except queue.Empty:
                 break
             collected += 1
-            self.in_flight.pop(result[0].delivery_id, None)
+            self.in_flight.pop((result[0].delivery_id, result[0].attempt), None)
             self.unrecorded.append(result)
         with self.ended_lock:
             self.ended -= collected
@@ -477,7 +480,7 @@ class Dispatcher:
         busy = Counter(claim_.endpoint_id for claim_ in self.in_flight.values())
         claims = claim(self.policy, self.policy.threads - len(self.in_flight), busy)
         for claim_ in claims:
-            self.in_flight[claim_.delivery_id] = claim_
+            self._started(claim_)
             pool.submit(self._send, claim_)
         with self.ended_lock:
             self.wake_after = max(1, self.policy.threads // 2)
