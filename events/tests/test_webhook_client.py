@@ -163,3 +163,33 @@ def test_an_answer_trickling_in_ends_at_the_deadline(allow_private):
         stop.set()
         thread.join(5)
         listener.close()
+
+
+def test_a_tls_handshake_trickling_in_ends_at_the_deadline(allow_private):
+    # A server that answers the ClientHello one byte every 0.1 s (a TLS record header that never completes): the
+    # handshake is bounded as a whole by the socket's timeout, which is what is left of the attempt's 10 s
+    # (CPython's ssl counts one deadline over the handshake's reads), so no watchdog is needed before it.
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"\x16\x03\x03\x40\x00" + bytes(100):
+                if stop.wait(0.1):
+                    return
+                with contextlib.suppress(OSError):
+                    conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        outcome = client.send(f"https://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {}, timeout=1)
+        assert outcome.outcome == "network_error", outcome
+        assert time.monotonic() - started < 1.5
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
