@@ -137,8 +137,9 @@ def test_a_kept_connection_is_not_used_once_its_host_fails_the_check(settings):
         receiver.stop()
 
 
-def test_an_answer_trickling_in_ends_at_the_deadline(allow_private):
-    # One byte of the status line every 0.1 s: each read is quick, their sum is not.
+def sent_to_a_trickling_server(scheme: str, answer: bytes) -> tuple[client.Outcome, float]:
+    """``client.send`` (timeout 1 s) to a server on 127.0.0.1 that reads the request, then sends ``answer`` one
+    byte every 0.1 s: each read is quick, their sum is not. The outcome and the seconds the attempt took."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -146,7 +147,7 @@ def test_an_answer_trickling_in_ends_at_the_deadline(allow_private):
         conn, _ = listener.accept()
         with conn:
             conn.recv(65536)
-            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+            for byte in answer:
                 if stop.wait(0.1):
                     return
                 with contextlib.suppress(OSError):
@@ -156,40 +157,23 @@ def test_an_answer_trickling_in_ends_at_the_deadline(allow_private):
     thread.start()
     try:
         started = time.monotonic()
-        outcome = client.send(f"http://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {}, timeout=1)
-        assert outcome.outcome == "network_error" and "deadline" in outcome.error, outcome
-        assert time.monotonic() - started < 1.5
+        outcome = client.send(f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {}, timeout=1)
+        return outcome, time.monotonic() - started
     finally:
         stop.set()
         thread.join(5)
         listener.close()
+
+
+def test_an_answer_trickling_in_ends_at_the_deadline(allow_private):
+    outcome, took = sent_to_a_trickling_server("http", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert outcome.outcome == "network_error" and "deadline" in outcome.error, outcome
+    assert took < 1.5
 
 
 def test_a_tls_handshake_trickling_in_ends_at_the_deadline(allow_private):
-    # A server that answers the ClientHello one byte every 0.1 s (a TLS record header that never completes): the
-    # handshake is bounded as a whole by the socket's timeout, which is what is left of the attempt's 10 s
-    # (CPython's ssl counts one deadline over the handshake's reads), so no watchdog is needed before it.
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def trickle():
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(65536)
-            for byte in b"\x16\x03\x03\x40\x00" + bytes(100):
-                if stop.wait(0.1):
-                    return
-                with contextlib.suppress(OSError):
-                    conn.sendall(bytes([byte]))
-
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
-    try:
-        started = time.monotonic()
-        outcome = client.send(f"https://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {}, timeout=1)
-        assert outcome.outcome == "network_error", outcome
-        assert time.monotonic() - started < 1.5
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    # The answer to the ClientHello: a TLS record header that never completes. The handshake is bounded as a whole
+    # by the socket's timeout, what is left of the attempt's (CPython's ssl counts one deadline over its reads).
+    outcome, took = sent_to_a_trickling_server("https", b"\x16\x03\x03\x40\x00" + bytes(100))
+    assert outcome.outcome == "network_error", outcome
+    assert took < 1.5
