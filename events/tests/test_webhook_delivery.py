@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from standardwebhooks import Webhook
 
@@ -495,3 +496,18 @@ def test_a_late_attempt_s_result_leaves_the_newer_attempt_of_its_delivery_in_fli
     worker.ended = 1
     worker._collect()
     assert list(worker.in_flight.values()) == [current]  # still counted for its endpoint, still waited for
+
+
+def test_the_purge_deletes_deliveries_failed_without_an_attempt_once_old_enough(receiver):
+    pending_deliveries(receiver, 3)
+    WebhookEndpoint.objects.update(failing_since=timezone.now() - timedelta(days=6))
+    (claim_,) = delivery.claim(FAST, slots=1)
+    delivery.record(FAST, [(claim_, client.Outcome("http_error", 500, "HTTP 500"), 0.01, time.time())])
+    # Disabled: its two other deliveries failed without ever being attempted.
+    assert WebhookDelivery.objects.filter(status="failed", last_attempt_at__isnull=True).count() == 2
+    WebhookDelivery.objects.update(last_attempt_at=F("last_attempt_at") - timedelta(days=2))
+    call_command("purge_webhook_deliveries", "--days", "1")
+    assert WebhookDelivery.objects.count() == 2  # the attempted one went; the others are not old enough
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(days=2))
+    call_command("purge_webhook_deliveries", "--days", "1")
+    assert not WebhookDelivery.objects.exists()

@@ -6,7 +6,10 @@ State lives in the database, so deliveries survive restarts and several workers 
    feed's commit order: from the position (xid, id) in ``WebhookFanout``, only events whose
    transaction is older than every transaction still running (``pg_snapshot_xmin``), so an event
    that commits late with a smaller id is never passed over. One worker at a time (an advisory lock;
-   the others skip). An event reaches an endpoint created before it (events.webhooks.services).
+   the others skip), taken inside the fan-out's one statement: a worker whose statement began before the
+   previous holder committed reads the old position and does its batch again, which makes nothing twice
+   (``ON CONFLICT DO NOTHING`` sees committed rows) and never moves the position back. An event reaches
+   an endpoint created before it (events.webhooks.services).
 2. **Claim.** Due pending deliveries are taken with ``FOR UPDATE SKIP LOCKED`` and leased: their
    ``next_attempt_at`` is pushed ``lease`` seconds ahead and ``attempts`` incremented, in a transaction
    that commits before anything is sent. No other worker can take them while the attempt runs: it

@@ -28,5 +28,7 @@ class Command(BaseCommand):
         deleted, _ = WebhookDelivery.objects.filter(
             Q(status=DeliveryStatus.DELIVERED, delivered_at__lt=cutoff)
             | Q(status=DeliveryStatus.FAILED, last_attempt_at__lt=cutoff)
+            # Failed without an attempt (its endpoint was disabled first): over since it was made.
+            | Q(status=DeliveryStatus.FAILED, last_attempt_at__isnull=True, created_at__lt=cutoff)
         ).delete()
         self.stdout.write(f"Deleted {deleted} webhook deliveries over for more than {days:g} days.")
