@@ -3,32 +3,21 @@ however many came before: measured with EXPLAIN ANALYZE."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.db import connection
 
 from accounts.tests.factories import ClientFactory
 from events.webhooks import delivery, metrics
+from wallet_service.tests.utils import explained, plan_nodes
 
 EARLIER = 20_000
 LATER = 10
 
 
-def nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from nodes(child)
-
-
 def events_read(statement: str, params: dict | None = None) -> int:
     """The rows of events_event ``statement`` read (returned by its scans or removed by their filters and joins)."""
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params)
-        (plan,) = cursor.fetchone()
-    plan = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
     read = 0
-    for node in nodes(plan):
+    for node in plan_nodes(explained(statement, params)):
         if node.get("Relation Name") == "events_event":
             read += node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
         read += node.get("Rows Removed by Join Filter", 0)

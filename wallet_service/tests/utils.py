@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -129,3 +130,18 @@ def behind_a_lock(first: Callable[[], object], second: Callable[[], object], *, 
         waiter.join(30)
     assert outcome, "the second call raised something other than the expected refusal"
     return outcome[0]
+
+
+def explained(statement: str, params=None) -> dict:
+    """The root node of ``statement``'s plan as run (``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)``): it is executed."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, params)
+        (plan,) = cursor.fetchone()
+    return (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
+
+
+def plan_nodes(plan: dict):
+    """Every node of a plan from ``explained``, the root first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)

@@ -3,13 +3,12 @@ history or a long one, the first page or one after a cursor. Measured with EXPLA
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.tests.factories import ClientFactory, CompanyFactory
+from wallet_service.tests.utils import explained, plan_nodes
 from wallets import selectors
 from wallets.models import Operation, Wallet
 from wallets.selectors import HistoryPosition
@@ -17,27 +16,17 @@ from wallets.selectors import HistoryPosition
 LIMIT = 100
 
 
-def nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from nodes(child)
-
-
 def explain_page(owner, wallet, after=None) -> tuple[dict, selectors.HistoryPage]:
     with CaptureQueriesContext(connection) as captured:
         page = selectors.operation_list(
             owner=owner, wallet_token=wallet.token, after=after, limit=LIMIT + 1, using="default"
         )
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + captured.captured_queries[0]["sql"])
-        (plan,) = cursor.fetchone()
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    return plan[0]["Plan"], page
+    return explained(captured.captured_queries[0]["sql"]), page
 
 
 def check_shape(plan: dict) -> int:
     """The page's buffers, after checking it neither scans the ledger whole nor sorts more than two pages."""
-    for node in nodes(plan):
+    for node in plan_nodes(plan):
         if node.get("Relation Name") == "wallets_operation":
             assert node["Node Type"] not in ("Seq Scan", "Bitmap Heap Scan"), node["Node Type"]
         if node["Node Type"] in ("Sort", "Incremental Sort"):
