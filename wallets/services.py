@@ -841,6 +841,7 @@ def wallet_charge_many(*, merchant: User, charges: list[ChargeRequest]) -> BulkR
         "summaries": [charges[index].summary for index, *_ in recorded],
         "events": json.dumps(events),
         "refused_limit": min(settings.WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR, 2**31 - 1),  # the function's integer
+        "refused_window": REFUSED_ATTEMPTS_WINDOW,
     }
     # Everything under the wallets' locks is this one statement (wallets/migrations/0009): outside a transaction
     # it is its own, so the locks it takes are released when it ends, with no round trip in between; inside one

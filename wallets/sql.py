@@ -299,7 +299,8 @@ SELECT 'charged', id, token, owner_id, name, NULL FROM charged
 # statements sent one by one: each round trip back to the worker would be spent holding the locks.
 CHARGE_MANY = """
 SELECT * FROM wallet_charge_many(%(target)s, %(ids)s::bigint[], %(sources)s::bigint[], %(amounts)s::numeric[],
-                                 %(summaries)s::text[], %(events)s::jsonb, %(refused_limit)s)
+                                 %(summaries)s::text[], %(events)s::jsonb, %(refused_limit)s,
+                                 %(refused_window)s)
 """
 
 # The refused attempts (failed charges and holds) of one company's wallet on one wallet within the

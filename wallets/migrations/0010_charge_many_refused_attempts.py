@@ -3,7 +3,8 @@
 A lone charge refused for insufficient funds past the company's limit of refused attempts on that wallet within the
 hour is answered 429 and leaves no trace (wallets.services._check_refused_attempts); a bulk charge's items recorded
 every refusal, so one batch could probe a wallet's balance by bisection where the limit is on. The function now
-takes the limit (``p_refused_limit``, 0: off) and returns the ordinals of the items it refused that way
+takes the limit (``p_refused_limit``, 0: off) and its window (``p_refused_window``: the caller's
+wallets.services.REFUSED_ATTEMPTS_WINDOW, the lone charge's) and returns the ordinals of the items it refused that way
 (``throttled``): not recorded, no events. Everything else is 0009's function, unchanged.
 
 A new overload beside 0009's (six arguments), which stays: during a rolling deploy the processes still running the
@@ -15,7 +16,7 @@ from django.db import migrations
 FUNCTION = r"""
 CREATE FUNCTION wallet_charge_many(
     p_target bigint, p_ids bigint[], p_sources bigint[], p_amounts numeric[], p_summaries text[], p_events jsonb,
-    p_refused_limit integer
+    p_refused_limit integer, p_refused_window interval
 ) RETURNS TABLE (outcomes boolean[], balance numeric, held numeric, throttled integer[])
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
@@ -30,7 +31,7 @@ DECLARE
     debited_ids bigint[] := '{}';
     debited_balances numeric[] := '{}';
     credited numeric;
-    refused integer;  -- the current wallet's refused attempts by this company within the hour, this batch's included
+    refused integer;  -- the current wallet's refused attempts by this company within the window, this batch's included
     throttled_items integer[] := '{}';
 BEGIN
     -- Lock every charged wallet, in id order: two batches crossing the same wallets cannot deadlock.
@@ -69,13 +70,13 @@ BEGIN
                 debited := true;
             ELSIF p_refused_limit > 0 THEN
                 -- WALLET_SERVICE_REFUSED_ATTEMPTS_PER_HOUR, as for a lone charge (wallets.sql.REFUSED_ATTEMPTS): past
-                -- the company's limit of refused attempts on this wallet within the hour, the item is refused
+                -- the company's limit of refused attempts on this wallet within the window, the item is refused
                 -- without a trace (429). Read only on the way to a refusal, once per wallet.
                 IF refused IS NULL THEN
                     SELECT count(*) INTO refused FROM (
                         SELECT 1 FROM wallets_operation
                          WHERE source_id = item.source AND target_id = p_target AND NOT success
-                           AND created_at > statement_timestamp() - interval '1 hour'
+                           AND created_at > statement_timestamp() - p_refused_window
                          LIMIT p_refused_limit) AS recent;
                 END IF;
                 IF refused >= p_refused_limit THEN
@@ -143,7 +144,7 @@ END
 $$;
 """
 DROP = (
-    "DROP FUNCTION IF EXISTS wallet_charge_many(bigint, bigint[], bigint[], numeric[], text[], jsonb, integer);"
+    "DROP FUNCTION IF EXISTS wallet_charge_many(bigint, bigint[], bigint[], numeric[], text[], jsonb, integer, interval);"
 )
 
 
